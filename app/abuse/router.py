@@ -1,0 +1,218 @@
+"""Abuse controls for organisers and admins: reports, invalidation, release, lists, the switch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from app.abuse import service as abuse_service
+from app.abuse.models import (
+    AbuseRule,
+    InvalidateRequest,
+    InvalidateResult,
+    RuleCreate,
+    RulePublic,
+    SigningSwitch,
+    TrendingReport,
+)
+from app.audit import service as audit_service
+from app.auth import service as auth_service
+from app.core.db import dialect_insert, utcnow
+from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
+from app.core.errors import Problem, ProblemError
+from app.core.http import json_response
+from app.petitions import service as petition_service
+from app.signatures import service as signature_service
+
+router = APIRouter(tags=["admin: abuse"])
+PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+
+
+class Released(BaseModel):
+    released: int
+
+
+class ReleaseRequest(BaseModel):
+    ip_hash: str | None = None
+    domain: str | None = None
+
+
+@router.get(
+    "/petitions/{slug}/abuse/trending", response_model=TrendingReport, responses={404: PROBLEM}
+)
+def trending(
+    slug: str,
+    user: CurrentUser,
+    session: SessionDep,
+    minutes: Annotated[int, Query(ge=1, le=7 * 24 * 60)] = 60,
+) -> JSONResponse:
+    """The IP hashes and e-mail domains signing this petition most, and how many were held."""
+    petition = petition_service.managed(session, user=user, slug=slug)
+    ips, domains = abuse_service.trending(session, petition=petition, minutes=minutes)
+    return json_response(TrendingReport(petition=slug, minutes=minutes, ips=ips, domains=domains))
+
+
+@router.post(
+    "/petitions/{slug}/signatures/invalidate",
+    response_model=InvalidateResult,
+    responses={404: PROBLEM, 422: PROBLEM},
+)
+def invalidate(
+    slug: str,
+    body: InvalidateRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    """Invalidate signatures by IP, domain, country or time range; the counts follow."""
+    petition = petition_service.managed(session, user=user, slug=slug)
+    done, uncounted = abuse_service.invalidate(
+        session,
+        petition=petition,
+        settings=settings,
+        ip=body.ip,
+        ip_digest=body.ip_hash,
+        domain=body.domain,
+        country=body.country,
+        created_from=body.created_from,
+        created_to=body.created_to,
+        held_only=body.held_only,
+    )
+    audit_service.record(
+        session,
+        actor=user,
+        action="signatures.invalidate",
+        subject=f"petition:{slug}",
+        campaign_id=petition.campaign_id,
+        details={
+            **body.model_dump(mode="json", exclude={"ip"}, exclude_none=True),
+            "ip_given": body.ip is not None,
+            "invalidated": done,
+            "uncounted": uncounted,
+        },
+    )
+    assert petition.id is not None
+    return json_response(
+        InvalidateResult(
+            invalidated=done,
+            uncounted=uncounted,
+            signature_count=signature_service.confirmed_count(session, petition_id=petition.id),
+        )
+    )
+
+
+@router.post(
+    "/petitions/{slug}/signatures/release", response_model=Released, responses={404: PROBLEM}
+)
+def release(
+    slug: str, body: ReleaseRequest, user: CurrentUser, session: SessionDep
+) -> JSONResponse:
+    """Release held signatures (false alarms): they get their confirmation e-mail."""
+    petition = petition_service.managed(session, user=user, slug=slug)
+    released = abuse_service.release(
+        session, petition=petition, ip_digest=body.ip_hash, domain=body.domain
+    )
+    audit_service.record(
+        session,
+        actor=user,
+        action="signatures.release",
+        subject=f"petition:{slug}",
+        campaign_id=petition.campaign_id,
+        details={**body.model_dump(exclude_none=True), "released": released},
+    )
+    return json_response(Released(released=released))
+
+
+@router.post("/petitions/{slug}/signing", response_model=SigningSwitch, responses={404: PROBLEM})
+def signing_switch(
+    slug: str, body: SigningSwitch, user: CurrentUser, session: SessionDep
+) -> JSONResponse:
+    """Stop (paused: true) or resume taking signatures, without closing the petition."""
+    petition = petition_service.managed(session, user=user, slug=slug)
+    before = petition.signing_paused
+    petition.signing_paused = body.paused
+    session.flush()
+    audit_service.record(
+        session,
+        actor=user,
+        action="petition.signing",
+        subject=f"petition:{slug}",
+        campaign_id=petition.campaign_id,
+        details={"from": "paused" if before else "open", "to": "paused" if body.paused else "open"},
+    )
+    return json_response(SigningSwitch(paused=petition.signing_paused))
+
+
+def _public(rule: AbuseRule) -> RulePublic:
+    return RulePublic(
+        id=rule.id or 0,
+        kind=rule.kind,
+        value=rule.value,
+        action=rule.action,
+        note=rule.note,
+        created_at=rule.created_at,
+    )
+
+
+@router.get("/abuse/rules", response_model=list[RulePublic], responses={403: PROBLEM})
+def list_rules(user: CurrentUser, session: SessionDep) -> JSONResponse:
+    """Allow and block rules (admins only). IP rules show the address's hash."""
+    auth_service.require_admin(user)
+    rules = session.exec(select(AbuseRule).order_by(col(AbuseRule.id)))
+    return JSONResponse([_public(r).model_dump(mode="json") for r in rules])
+
+
+@router.post(
+    "/abuse/rules",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RulePublic,
+    responses={403: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+)
+def create_rule(
+    body: RuleCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> JSONResponse:
+    """Allow (never rate-limited) or block (always held) an IP, a domain or an address."""
+    auth_service.require_admin(user)
+    value = abuse_service.normalise_rule_value(settings, body.kind, body.value)
+    insert = dialect_insert(session)
+    rule_id = session.execute(
+        insert(AbuseRule)
+        .values(
+            kind=body.kind,
+            value=value,
+            action=body.action,
+            note=body.note,
+            created_by=user.id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+        .returning(col(AbuseRule.id))
+    ).scalar_one_or_none()
+    if rule_id is None:
+        raise ProblemError(409, "rule-exists", "There is already a rule for this value")
+    rule = session.get(AbuseRule, rule_id)
+    assert rule is not None
+    audit_service.record(
+        session,
+        actor=user,
+        action="abuse.rule.create",
+        subject=f"rule:{rule_id}",
+        details={"kind": body.kind, "action": body.action, "note": body.note},
+    )
+    return json_response(_public(rule), status_code=status.HTTP_201_CREATED)
+
+
+@router.delete("/abuse/rules/{rule_id}", status_code=204, responses={403: PROBLEM, 404: PROBLEM})
+def delete_rule(rule_id: RowId, user: CurrentUser, session: SessionDep) -> Response:
+    """Remove a rule."""
+    auth_service.require_admin(user)
+    rule = session.get(AbuseRule, rule_id)
+    if rule is None:
+        raise ProblemError(404, "rule-not-found", "Rule not found")
+    session.delete(rule)
+    audit_service.record(session, actor=user, action="abuse.rule.delete", subject=f"rule:{rule_id}")
+    return Response(status_code=204)

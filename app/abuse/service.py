@@ -1,0 +1,343 @@
+"""Abuse controls for signing: hashed IPs, rate limits, allow/block lists, CAPTCHA, reports
+and bulk invalidation. Nothing here tells a client it was caught: held signatures get the
+usual answer (as the UK Parliament's e-petitions does), so bots learn nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import case, func, update
+from sqlmodel import Session, col, select
+
+from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
+from app.core import cache
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.core.errors import FieldError, ProblemError
+from app.email import service as email_service
+from app.petitions.models import Petition
+from app.signatures.models import Signature, SignatureStatus
+from app.signatures.validation import normalise_email
+
+log = logging.getLogger(__name__)
+
+VERIFY_URLS = {
+    "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    "hcaptcha": "https://api.hcaptcha.com/siteverify",
+}
+
+
+@dataclass(frozen=True)
+class SigningSource:
+    """Where a signature came from, as far as the abuse controls care."""
+
+    ip: str | None = None
+    honeypot: bool = False  # the form's hidden field was filled in: a bot
+
+
+def ip_hash(settings: Settings, ip: str) -> str:
+    """An HMAC of the IP address: lets us count and block by address without storing it.
+
+    A keyed hash, not bcrypt: it costs microseconds (Pytition's 270 ms bcrypt per signer is why
+    it manages 8 signatures a second), and without SECRET_KEY it cannot be reversed by trying
+    every IPv4 address.
+    """
+    key = hmac.new(
+        settings.SECRET_KEY.get_secret_value().encode(), b"chorus-ip", hashlib.sha256
+    ).digest()
+    return hmac.new(key, ip.strip().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _rules(session: Session, *, cache_seconds: float) -> dict[tuple[str, str], str]:
+    """Every allow/block rule as {(kind, value): action}, reused for `cache_seconds`."""
+
+    def load() -> dict[tuple[str, str], str]:
+        rows = session.execute(select(AbuseRule.kind, AbuseRule.value, AbuseRule.action))
+        return {(str(kind), value): str(action) for kind, value, action in rows}
+
+    return cache.cached(("abuse-rules",), cache_seconds, load)
+
+
+def _window_counts(
+    session: Session, column: Any, value: str, *, now: datetime, per_minute: int, per_hour: int
+) -> tuple[int, int]:
+    """Signatures from this source in the last minute and hour, in one round trip, counting
+    no further than the hourly limit (an index range scan on (source, created_at))."""
+    recent = (
+        select(col(Signature.created_at).label("created_at"))
+        .where(column == value, col(Signature.created_at) >= now - timedelta(hours=1))
+        .limit(per_hour + 1)
+        .subquery()
+    )
+    minute_ago = now - timedelta(minutes=1)
+    in_last_minute = func.coalesce(
+        func.sum(case((recent.c.created_at >= minute_ago, 1), else_=0)), 0
+    )
+    row = session.execute(select(in_last_minute, func.count()).select_from(recent)).one()
+    return int(row[0]), int(row[1])
+
+
+def hold_reason(
+    session: Session,
+    *,
+    settings: Settings,
+    source: SigningSource,
+    ip_digest: str | None,
+    domain: str,
+    email_normalised: str,
+) -> str | None:
+    """Why this signature should be held instead of confirmed, or None to let it through."""
+    if source.honeypot:
+        return "honeypot"
+    rules = _rules(session, cache_seconds=settings.CACHE_SECONDS)
+    actions = {rules.get((RuleKind.domain, domain)), rules.get((RuleKind.email, email_normalised))}
+    if ip_digest:
+        actions.add(rules.get((RuleKind.ip, ip_digest)))
+    if RuleAction.block in actions:
+        return "blocked"
+    if RuleAction.allow in actions:
+        return None
+    now = utcnow()
+    if ip_digest:
+        minute, hour = _window_counts(
+            session,
+            col(Signature.ip_hash),
+            ip_digest,
+            now=now,
+            per_minute=settings.RATE_LIMIT_IP_PER_MINUTE,
+            per_hour=settings.RATE_LIMIT_IP_PER_HOUR,
+        )
+        if minute >= settings.RATE_LIMIT_IP_PER_MINUTE or hour >= settings.RATE_LIMIT_IP_PER_HOUR:
+            return "rate-ip"
+    if domain not in settings.RATE_LIMIT_DOMAIN_EXEMPT:
+        minute, hour = _window_counts(
+            session,
+            col(Signature.email_domain),
+            domain,
+            now=now,
+            per_minute=settings.RATE_LIMIT_DOMAIN_PER_MINUTE,
+            per_hour=settings.RATE_LIMIT_DOMAIN_PER_HOUR,
+        )
+        if (
+            minute >= settings.RATE_LIMIT_DOMAIN_PER_MINUTE
+            or hour >= settings.RATE_LIMIT_DOMAIN_PER_HOUR
+        ):
+            return "rate-domain"
+    return None
+
+
+def check_captcha(settings: Settings, *, token: str | None, ip: str | None) -> None:
+    """Verify a CAPTCHA answer with the provider when CAPTCHA is on; 422 when it fails."""
+    if not settings.CAPTCHA_PROVIDER:
+        return
+    ok = False
+    if token:
+        url = settings.CAPTCHA_VERIFY_URL or VERIFY_URLS[settings.CAPTCHA_PROVIDER]
+        data = {"secret": settings.CAPTCHA_SECRET.get_secret_value(), "response": token}
+        if ip:
+            data["remoteip"] = ip
+        try:
+            answer = httpx.post(url, data=data, timeout=5)
+            ok = answer.status_code == 200 and answer.json().get("success") is True
+        except (httpx.HTTPError, ValueError) as exc:
+            # The provider is down: let people sign (held signatures are worse than none).
+            log.error("CAPTCHA provider unreachable, accepting: %s", exc)
+            ok = True
+    if not ok:
+        message = "Please complete the check that you are not a robot"
+        raise ProblemError(
+            422,
+            "validation",
+            "Your request has invalid fields",
+            message,
+            errors=[FieldError(field="captcha_token", type="captcha_failed", message=message)],
+        )
+
+
+# --- reports and clean-up (organisers) ---------------------------------------------------------
+
+
+def trending(
+    session: Session, *, petition: Petition, minutes: int, top: int = 20
+) -> tuple[list[SourceCount], list[SourceCount]]:
+    """The IP hashes and e-mail domains that signed this petition most in the last minutes."""
+    since = utcnow() - timedelta(minutes=minutes)
+    held = func.sum(case((col(Signature.status) == SignatureStatus.suspect, 1), else_=0))
+    out: list[list[SourceCount]] = []
+    for column in (col(Signature.ip_hash), col(Signature.email_domain)):
+        rows = session.execute(
+            select(column, func.count(), held)
+            .where(
+                Signature.petition_id == petition.id,
+                col(Signature.created_at) >= since,
+                column.is_not(None),
+            )
+            .group_by(column)
+            .order_by(func.count().desc(), column)
+            .limit(top)
+        )
+        out.append([SourceCount(source=s, signatures=int(n), held=int(h or 0)) for s, n, h in rows])
+    return out[0], out[1]
+
+
+def invalidate(
+    session: Session,
+    *,
+    petition: Petition,
+    settings: Settings,
+    ip: str | None = None,
+    ip_digest: str | None = None,
+    domain: str | None = None,
+    country: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    held_only: bool = False,
+) -> tuple[int, int]:
+    """Invalidate the petition's matching signatures; confirmed ones stop counting.
+
+    Returns (invalidated, uncounted). Works in batches; each row changes status under a guard
+    on its current status, so a concurrent confirmation or withdrawal is counted once either way.
+    """
+    from app.signatures import service as signature_service
+
+    if ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ProblemError(422, "validation", "Invalid IP address") from None
+        ip_digest = ip_hash(settings, ip)
+    filters = [col(Signature.petition_id) == petition.id]
+    if ip_digest:
+        filters.append(col(Signature.ip_hash) == ip_digest)
+    if domain:
+        filters.append(col(Signature.email_domain) == domain.strip().lower())
+    if country:
+        filters.append(col(Signature.country) == country.upper())
+    if created_from:
+        filters.append(col(Signature.created_at) >= created_from)
+    if created_to:
+        filters.append(col(Signature.created_at) < created_to)
+    if len(filters) == 1 and not held_only:
+        raise ProblemError(
+            422,
+            "validation",
+            "Say which signatures to invalidate",
+            "Give at least one of ip, ip_hash, domain, country, created_from, "
+            "created_to or held_only.",
+        )
+    statuses = (
+        [SignatureStatus.suspect]
+        if held_only
+        else [SignatureStatus.suspect, SignatureStatus.pending, SignatureStatus.confirmed]
+    )
+    invalidated = uncounted = 0
+    last_id = 0
+    while True:
+        batch = list(
+            session.exec(
+                select(Signature)
+                .where(*filters, col(Signature.status).in_(statuses), col(Signature.id) > last_id)
+                .order_by(col(Signature.id))
+                .limit(1000)
+            )
+        )
+        if not batch:
+            break
+        last_id = batch[-1].id or last_id
+        for signature in batch:
+            result = session.execute(
+                update(Signature)
+                .where(col(Signature.id) == signature.id, col(Signature.status) == signature.status)
+                .values(status=SignatureStatus.invalidated)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # changed meanwhile (confirmed, withdrawn): leave it to that change
+            invalidated += 1
+            if signature.status == SignatureStatus.confirmed and signature.confirmed_at:
+                signature_service.add_to_tallies(
+                    session,
+                    signature=signature,
+                    confirmed_at=signature.confirmed_at,
+                    settings=settings,
+                    delta=-1,
+                )
+                uncounted += 1
+    session.flush()
+    return invalidated, uncounted
+
+
+def held_reasons(session: Session, *, petition: Petition) -> Counter[str]:
+    rows = session.execute(
+        select(col(Signature.held_reason), func.count())
+        .where(Signature.petition_id == petition.id, Signature.status == SignatureStatus.suspect)
+        .group_by(col(Signature.held_reason))
+    )
+    return Counter({str(reason): int(n) for reason, n in rows})
+
+
+def normalise_rule_value(settings: Settings, kind: RuleKind, value: str) -> str:
+    """What a rule stores: IPs as their HMAC (like signatures), domains and addresses lower."""
+    value = value.strip()
+    if kind == RuleKind.ip:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ProblemError(
+                422,
+                "validation",
+                "Invalid IP address",
+                errors=[FieldError(field="value", type="ip_invalid", message="Not an IP address")],
+            ) from None
+        return ip_hash(settings, value)
+    if kind == RuleKind.email:
+        if "@" not in value:
+            raise ProblemError(
+                422,
+                "validation",
+                "Invalid e-mail address",
+                errors=[
+                    FieldError(field="value", type="email_invalid", message="Not an e-mail address")
+                ],
+            )
+        return normalise_email(value)
+    return value.lower().lstrip("@")
+
+
+def release(
+    session: Session, *, petition: Petition, ip_digest: str | None = None, domain: str | None = None
+) -> int:
+    """Release held signatures (false alarms): each becomes pending and gets its confirmation
+    e-mail. Returns how many were released."""
+    filters = [
+        col(Signature.petition_id) == petition.id,
+        col(Signature.status) == SignatureStatus.suspect,
+    ]
+    if ip_digest:
+        filters.append(col(Signature.ip_hash) == ip_digest)
+    if domain:
+        filters.append(col(Signature.email_domain) == domain.strip().lower())
+    released = session.execute(
+        update(Signature)
+        .where(*filters)
+        .values(status=SignatureStatus.pending, held_reason=None)
+        .returning(col(Signature.id), col(Signature.email))
+        .execution_options(synchronize_session=False)
+    ).all()
+    for signature_id, email in released:
+        email_service.enqueue(
+            session,
+            kind="signature_confirmation",
+            payload={"signature_id": signature_id},
+            dedup_key=f"signature-confirmation:{signature_id}:released",
+            recipient=email,
+        )
+    return len(released)

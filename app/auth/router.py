@@ -1,0 +1,234 @@
+"""Signing in, tokens, accounts, and the audit log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlmodel import col, select
+
+from app.abuse.service import ip_hash
+from app.audit import service as audit_service
+from app.audit.models import AuditEntryPublic
+from app.auth import service as auth_service
+from app.auth.models import (
+    ApiToken,
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenPublic,
+    TokenKind,
+    TokenResponse,
+    User,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
+from app.auth.security import hash_password
+from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
+from app.core.errors import Problem, ProblemError
+from app.core.http import json_response
+from app.signatures.validation import check_email
+
+PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+
+# Public: the OAuth2 password flow.
+auth_router = APIRouter(prefix="/auth", tags=["auth"])
+# Mounted under /api/v1/admin, which requires a signed-in user for every route (see app/api.py).
+admin_router = APIRouter(tags=["admin: accounts"])
+
+
+@auth_router.post("/token", response_model=TokenResponse, responses={401: PROBLEM, 429: PROBLEM})
+def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    """Exchange e-mail (as `username`) and password for a bearer token valid 12 hours."""
+    ip = request.client.host if request.client else None
+    ip_digest = ip_hash(settings, ip) if ip else None
+    auth_service.check_login_allowed(
+        session, settings=settings, email=form.username, ip_digest=ip_digest
+    )
+    try:
+        user = auth_service.authenticate(session, email=form.username, password=form.password)
+    except ProblemError:
+        session.rollback()  # nothing to keep; and on SQLite it holds the only write lock
+        auth_service.record_login_failure(
+            request.app.state.engine, email=form.username, ip_digest=ip_digest
+        )
+        raise
+    lifetime = timedelta(hours=auth_service.SESSION_HOURS)
+    token, _ = auth_service.issue_token(
+        session, user=user, kind=TokenKind.session, name="login", lifetime=lifetime
+    )
+    return json_response(
+        TokenResponse(access_token=token, expires_in=int(lifetime.total_seconds()))
+    )
+
+
+def _user_public(session: SessionDep, user: User) -> UserPublic:
+    assert user.id is not None
+    return UserPublic(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        is_active=user.is_active,
+        campaigns=auth_service.campaign_slugs(session, user=user),
+    )
+
+
+def _token_public(record: ApiToken) -> ApiTokenPublic:
+    assert record.id is not None
+    return ApiTokenPublic(
+        id=record.id,
+        name=record.name,
+        prefix=record.prefix,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        last_used_at=record.last_used_at,
+        revoked_at=record.revoked_at,
+    )
+
+
+@admin_router.get("/me", response_model=UserPublic)
+def me(user: CurrentUser, session: SessionDep) -> JSONResponse:
+    """The signed-in account and the campaigns it manages."""
+    return json_response(_user_public(session, user))
+
+
+@admin_router.get("/tokens", response_model=list[ApiTokenPublic])
+def list_tokens(user: CurrentUser, session: SessionDep) -> JSONResponse:
+    """Your long-lived API tokens (never the tokens themselves)."""
+    records = session.exec(
+        select(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.kind == TokenKind.api)
+        .order_by(col(ApiToken.id))
+    )
+    return JSONResponse([_token_public(r).model_dump(mode="json") for r in records])
+
+
+@admin_router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreated)
+def create_token(body: ApiTokenCreate, user: CurrentUser, session: SessionDep) -> JSONResponse:
+    """A long-lived token for scripts. The token is shown once; only its hash is kept."""
+    lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    token, record = auth_service.issue_token(
+        session, user=user, kind=TokenKind.api, name=body.name, lifetime=lifetime
+    )
+    audit_service.record(
+        session,
+        actor=user,
+        action="token.create",
+        subject=f"token:{record.id}",
+        details={"name": body.name},
+    )
+    created = ApiTokenCreated(**_token_public(record).model_dump(), token=token)
+    return json_response(created, status_code=status.HTTP_201_CREATED)
+
+
+@admin_router.delete("/tokens/{token_id}", status_code=204, responses={404: PROBLEM})
+def revoke_token(token_id: RowId, user: CurrentUser, session: SessionDep) -> Response:
+    """Revoke a token at once."""
+    auth_service.revoke_token(session, user=user, token_id=token_id)
+    audit_service.record(session, actor=user, action="token.revoke", subject=f"token:{token_id}")
+    return Response(status_code=204)
+
+
+@admin_router.get("/users", response_model=list[UserPublic], responses={403: PROBLEM})
+def list_users(user: CurrentUser, session: SessionDep) -> JSONResponse:
+    """Every account (admins only)."""
+    auth_service.require_admin(user)
+    users = session.exec(select(User).order_by(col(User.id)))
+    return JSONResponse([_user_public(session, u).model_dump(mode="json") for u in users])
+
+
+@admin_router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses={403: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+)
+def create_user(body: UserCreate, user: CurrentUser, session: SessionDep) -> JSONResponse:
+    """Create an admin or an organiser of some campaigns (admins only)."""
+    auth_service.require_admin(user)
+    try:
+        email = check_email(body.email)
+    except ValueError as exc:
+        raise ProblemError(422, "validation", "Invalid e-mail address", str(exc)) from None
+    created = auth_service.create_user(
+        session,
+        email=email,
+        password=body.password,
+        role=body.role,
+        name=body.name,
+        campaign_slugs=body.campaigns,
+    )
+    audit_service.record(
+        session,
+        actor=user,
+        action="user.create",
+        subject=f"user:{email}",
+        details={"role": body.role, "campaigns": body.campaigns},
+    )
+    return json_response(_user_public(session, created), status_code=status.HTTP_201_CREATED)
+
+
+@admin_router.patch(
+    "/users/{user_id}", response_model=UserPublic, responses={403: PROBLEM, 404: PROBLEM}
+)
+def update_user(
+    user_id: RowId, body: UserUpdate, user: CurrentUser, session: SessionDep
+) -> JSONResponse:
+    """Change an account's role, campaigns, password or whether it may sign in (admins only)."""
+    auth_service.require_admin(user)
+    target = session.get(User, user_id)
+    if target is None:
+        raise ProblemError(404, "user-not-found", "User not found")
+    changes = body.model_dump(exclude_unset=True, exclude={"password"})
+    if body.name is not None:
+        target.name = body.name
+    if body.role is not None:
+        target.role = body.role
+    if body.is_active is not None:
+        target.is_active = body.is_active
+    if body.password is not None:
+        target.password_hash = hash_password(body.password)
+        changes["password"] = "changed"  # noqa: S105 (audit note, not a password)
+    if body.campaigns is not None:
+        auth_service.set_campaigns(session, user=target, campaign_slugs=body.campaigns)
+    session.flush()
+    audit_service.record(
+        session, actor=user, action="user.update", subject=f"user:{target.email}", details=changes
+    )
+    return json_response(_user_public(session, target))
+
+
+@admin_router.get("/audit", response_model=list[AuditEntryPublic])
+def audit_log(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+) -> JSONResponse:
+    """Who did what, newest first: everything for admins, your campaigns for organisers."""
+    campaign_ids = auth_service.accessible_campaign_ids(session, user=user)
+    rows = audit_service.entries(
+        session, campaign_ids=campaign_ids, limit=limit, before_id=before_id
+    )
+    return JSONResponse(
+        [
+            AuditEntryPublic(
+                id=r.id or 0,
+                actor_email=r.actor_email,
+                action=r.action,
+                subject=r.subject,
+                details=r.details,
+                created_at=r.created_at,
+            ).model_dump(mode="json")
+            for r in rows
+        ]
+    )

@@ -1,0 +1,187 @@
+"""Accounts, logins, tokens and who may touch which campaign."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine, delete, func, update
+from sqlmodel import Session, col, select
+
+from app.auth.models import ApiToken, CampaignMember, LoginFailure, Role, TokenKind, User
+from app.auth.security import hash_password, new_token, token_hash, verify_password
+from app.campaigns.models import Campaign
+from app.core.config import Settings
+from app.core.db import session_scope, utcnow
+from app.core.errors import ProblemError
+
+SESSION_HOURS = 12
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    role: Role,
+    name: str = "",
+    campaign_slugs: list[str] | None = None,
+) -> User:
+    """Create an account; the e-mail must be new. Organisers get the campaigns named."""
+    email = email.strip().lower()
+    if session.exec(select(User).where(User.email == email)).first() is not None:
+        raise ProblemError(409, "user-exists", "An account with this e-mail already exists")
+    user = User(email=email, name=name, password_hash=hash_password(password), role=role)
+    session.add(user)
+    session.flush()
+    set_campaigns(session, user=user, campaign_slugs=campaign_slugs or [])
+    return user
+
+
+def set_campaigns(session: Session, *, user: User, campaign_slugs: list[str]) -> None:
+    """Make the user a member of exactly these campaigns."""
+    assert user.id is not None
+    campaigns = list(session.exec(select(Campaign).where(col(Campaign.slug).in_(campaign_slugs))))
+    unknown = set(campaign_slugs) - {c.slug for c in campaigns}
+    if unknown:
+        raise ProblemError(
+            422,
+            "campaign-not-found",
+            "Unknown campaign",
+            f"No campaign called {', '.join(sorted(unknown))}.",
+        )
+    for member in session.exec(select(CampaignMember).where(CampaignMember.user_id == user.id)):
+        session.delete(member)
+    session.flush()
+    for campaign in campaigns:
+        assert campaign.id is not None
+        session.add(CampaignMember(campaign_id=campaign.id, user_id=user.id))
+    session.flush()
+
+
+def campaign_slugs(session: Session, *, user: User) -> list[str]:
+    rows = session.exec(
+        select(Campaign.slug)
+        .join(CampaignMember, col(CampaignMember.campaign_id) == col(Campaign.id))
+        .where(CampaignMember.user_id == user.id)
+        .order_by(col(Campaign.slug))
+    )
+    return list(rows)
+
+
+def check_login_allowed(
+    session: Session, *, settings: Settings, email: str, ip_digest: str | None
+) -> None:
+    """Refuse (429) while an address or an IP has too many recent failed sign-ins."""
+    since = utcnow() - timedelta(minutes=settings.LOGIN_WINDOW_MINUTES)
+    email = email.strip().lower()
+    by_email = session.exec(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.email == email, col(LoginFailure.created_at) >= since)
+    ).one()
+    by_ip = 0
+    if ip_digest:
+        by_ip = session.exec(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(LoginFailure.ip_hash == ip_digest, col(LoginFailure.created_at) >= since)
+        ).one()
+    if (
+        by_email >= settings.LOGIN_MAX_FAILURES_PER_EMAIL
+        or by_ip >= settings.LOGIN_MAX_FAILURES_PER_IP
+    ):
+        raise ProblemError(
+            429,
+            "too-many-attempts",
+            "Too many failed sign-ins",
+            f"Try again in {settings.LOGIN_WINDOW_MINUTES} minutes.",
+        )
+
+
+def record_login_failure(engine: Engine, *, email: str, ip_digest: str | None) -> None:
+    """Remember a failed sign-in in its own transaction (the request's one is rolled back)."""
+    with session_scope(engine) as session:
+        session.add(LoginFailure(email=email.strip().lower()[:320], ip_hash=ip_digest))
+        cutoff = utcnow() - timedelta(days=1)  # nothing older matters: keep the table small
+        session.execute(delete(LoginFailure).where(col(LoginFailure.created_at) < cutoff))
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User:
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    ok = verify_password(password, user.password_hash if user else None)
+    if user is None or not ok or not user.is_active:
+        raise ProblemError(401, "login-failed", "Incorrect e-mail or password")
+    return user
+
+
+def issue_token(
+    session: Session,
+    *,
+    user: User,
+    kind: TokenKind,
+    name: str = "",
+    lifetime: timedelta | None = None,
+) -> tuple[str, ApiToken]:
+    """Create a token; returns the token itself (shown once) and its stored record."""
+    assert user.id is not None
+    token = new_token()
+    record = ApiToken(
+        user_id=user.id,
+        kind=kind,
+        name=name,
+        token_hash=token_hash(token),
+        prefix=token[: len("chorus_") + 6],
+        expires_at=utcnow() + lifetime if lifetime else None,
+    )
+    session.add(record)
+    session.flush()
+    return token, record
+
+
+def user_for_token(session: Session, *, token: str) -> User | None:
+    """The active user a valid, unexpired, unrevoked token belongs to."""
+    now = utcnow()
+    record = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
+    if record is None or record.revoked_at is not None:
+        return None
+    if record.expires_at is not None and record.expires_at <= now:
+        return None
+    user = session.get(User, record.user_id)
+    if user is None or not user.is_active:
+        return None
+    # Note use at most once a minute, not on every request.
+    if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+        session.execute(
+            update(ApiToken).where(col(ApiToken.id) == record.id).values(last_used_at=now)
+        )
+    return user
+
+
+def revoke_token(session: Session, *, user: User, token_id: int) -> ApiToken:
+    record = session.get(ApiToken, token_id)
+    if record is None or (record.user_id != user.id and user.role != Role.admin):
+        raise ProblemError(404, "token-not-found", "Token not found")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+        session.flush()
+    return record
+
+
+def accessible_campaign_ids(session: Session, *, user: User) -> list[int] | None:
+    """The campaigns a user may manage; None means all of them (admins)."""
+    if user.role == Role.admin:
+        return None
+    return list(
+        session.exec(select(CampaignMember.campaign_id).where(CampaignMember.user_id == user.id))
+    )
+
+
+def can_manage(session: Session, *, user: User, campaign_id: int) -> bool:
+    if user.role == Role.admin:
+        return True
+    return session.get(CampaignMember, (campaign_id, user.id)) is not None
+
+
+def require_admin(user: User) -> None:
+    if user.role != Role.admin:
+        raise ProblemError(403, "admin-only", "Only admins may do this")

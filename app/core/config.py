@@ -1,0 +1,134 @@
+"""Settings, read once from the environment (and an optional `.env` file).
+
+Every variable is documented in README.md ("Configuration"); keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDER_SECRETS = {"", "changethis", "change-me", "dev-secret-key-not-for-production"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    ENVIRONMENT: Literal["development", "test", "production"] = "development"
+    DATABASE_URL: str = f"sqlite:///{ROOT / 'var' / 'chorus.db'}"
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    SECRET_KEY: SecretStr = SecretStr("dev-secret-key-not-for-production")
+    LOG_LEVEL: str = "INFO"
+    MAX_BODY_BYTES: int = Field(default=256 * 1024, ge=1024)
+    # How long a server process may reuse public petition data, public read responses and the
+    # abuse lists before reading them again (0: never).
+    CACHE_SECONDS: float = Field(default=1.0, ge=0, le=60)
+    DATABASE_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+
+    # fastapi-mail's own names. Without MAIL_SERVER (development only) the worker delivers to a
+    # local dev mailbox (an SMTP sink writing to DEV_MAILBOX_DIR) that /dev/mailbox lists.
+    MAIL_SERVER: str | None = None
+    MAIL_PORT: int = 587
+    MAIL_FROM: str = "chorus@example.org"
+    MAIL_FROM_NAME: str = "Chorus"
+    MAIL_USERNAME: str = ""
+    MAIL_PASSWORD: SecretStr = SecretStr("")
+    MAIL_STARTTLS: bool = False
+    MAIL_SSL_TLS: bool = False
+    MAIL_TIMEOUT: int = 30
+    DEV_MAILBOX_DIR: Path = ROOT / "var" / "mailbox"
+
+    # Outbox worker.
+    WORKER_BATCH_SIZE: int = Field(default=50, ge=1, le=1000)
+    WORKER_POLL_SECONDS: float = Field(default=1.0, gt=0)
+    WORKER_CONCURRENCY: int = Field(default=8, ge=1, le=200)
+    OUTBOX_MAX_ATTEMPTS: int = Field(default=30, ge=1)
+    OUTBOX_RETRY_BASE_SECONDS: float = Field(default=30.0, gt=0)
+    OUTBOX_LEASE_SECONDS: int = Field(default=300, ge=5)
+
+    # Signing.
+    CONFIRMATION_TOKEN_TTL_HOURS: int = Field(default=24 * 7, ge=1)
+    MAX_CONFIRMATION_SENDS: int = Field(default=3, ge=1)
+    TALLY_SHARDS: int = Field(default=16, ge=1, le=256)
+
+    # Sign-in: failed attempts allowed per address and per IP in LOGIN_WINDOW_MINUTES.
+    LOGIN_MAX_FAILURES_PER_EMAIL: int = Field(default=10, ge=1)
+    LOGIN_MAX_FAILURES_PER_IP: int = Field(default=50, ge=1)
+    LOGIN_WINDOW_MINUTES: int = Field(default=15, ge=1)
+
+    # Abuse controls. A signature over a limit is accepted with the usual answer but held
+    # (never confirmed) until an organiser releases it, so bots learn nothing.
+    RATE_LIMIT_IP_PER_MINUTE: int = Field(default=10, ge=1)
+    RATE_LIMIT_IP_PER_HOUR: int = Field(default=50, ge=1)
+    RATE_LIMIT_DOMAIN_PER_MINUTE: int = Field(default=300, ge=1)
+    RATE_LIMIT_DOMAIN_PER_HOUR: int = Field(default=5000, ge=1)
+    # Large mail providers whose users sign in great numbers: no per-domain limit for them.
+    RATE_LIMIT_DOMAIN_EXEMPT: list[str] = [
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "yahoo.com",
+        "icloud.com",
+        "proton.me",
+        "protonmail.com",
+        "naver.com",
+        "daum.net",
+        "hanmail.net",
+        "kakao.com",
+        "ukr.net",
+        "i.ua",
+        "meta.ua",
+        "gmx.de",
+        "web.de",
+        "yandex.ru",
+    ]
+    # Optional CAPTCHA on signing, checked on the server: "", "turnstile" or "hcaptcha".
+    CAPTCHA_PROVIDER: Literal["", "turnstile", "hcaptcha"] = ""
+    CAPTCHA_SITE_KEY: str = ""
+    CAPTCHA_SECRET: SecretStr = SecretStr("")
+    CAPTCHA_VERIFY_URL: str = ""  # default: the provider's siteverify address
+
+    # Supporters' data: signatures of petitions closed longer than this are anonymised by
+    # `chorus anonymise`.
+    DATA_RETENTION_DAYS: int = Field(default=183, ge=1)
+    # Campaign updates are spread out at this many e-mails a minute.
+    UPDATE_SEND_RATE_PER_MINUTE: int = Field(default=600, ge=1)
+
+    # Donations (Stripe). Without STRIPE_SECRET_KEY the donate page says donations are off.
+    STRIPE_SECRET_KEY: SecretStr = SecretStr("")
+    STRIPE_WEBHOOK_SECRET: SecretStr = SecretStr("")
+    STRIPE_API_BASE: str = "https://api.stripe.com"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.ENVIRONMENT == "production":
+            if self.SECRET_KEY.get_secret_value() in PLACEHOLDER_SECRETS:
+                raise ValueError("SECRET_KEY must be set to a real secret in production")
+            if len(self.SECRET_KEY.get_secret_value()) < 32:
+                raise ValueError("SECRET_KEY must be at least 32 characters in production")
+            if not self.MAIL_SERVER:
+                raise ValueError("MAIL_SERVER must be set in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def dev_mailbox_enabled(self) -> bool:
+        return self.ENVIRONMENT == "development"
+
+    def public_url(self, path: str) -> str:
+        return self.PUBLIC_BASE_URL.rstrip("/") + path
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,65 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import Session
+
+from app.auth.models import User
+from app.core.config import Settings
+
+
+async def get_settings_dep(request: Request) -> Settings:
+    # async: no I/O, so no trip through the thread pool.
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: commit when the endpoint succeeds, roll back otherwise.
+
+    Used with scope="function" so the commit happens *before* the response is sent: a client
+    is never told "accepted" about something that was not committed.
+    """
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# A row id in a path: bounded, so a huge number is a 422, not an integer overflow in the driver.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+# --- who is calling --------------------------------------------------------------------------
+
+bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_current_user(
+    session: Annotated[Session, Depends(get_session, scope="function")],
+    token: Annotated[str | None, Depends(bearer)],
+) -> User:
+    """The user behind the bearer token; 401 (with WWW-Authenticate) otherwise."""
+    from app.auth import service as auth_service
+
+    user = auth_service.user_for_token(session, token=token) if token else None
+    if user is None:
+        raise HTTPException(
+            status_code=401,
+            detail="Sign in: send a valid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

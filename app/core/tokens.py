@@ -1,0 +1,71 @@
+"""Unguessable, single-purpose, expiring tokens for links in e-mails.
+
+A token is `base64url(purpose-free payload) . base64url(HMAC-SHA256)`: the MAC is keyed with a
+key derived from SECRET_KEY *and the purpose*, so a token made to confirm a signature cannot be
+used for anything else. Nothing is stored, so a database leak reveals no usable link; a token
+is single-use because the action it authorises (e.g. confirming) only happens once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from app.core.config import Settings
+
+
+class TokenError(Exception):
+    """The token is malformed, forged, for another purpose, or expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "invalid" or "expired"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: int
+    expires_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _key(settings: Settings, purpose: str) -> bytes:
+    secret = settings.SECRET_KEY.get_secret_value().encode()
+    return hmac.new(secret, b"chorus-token:" + purpose.encode(), hashlib.sha256).digest()
+
+
+def make_token(settings: Settings, *, purpose: str, subject: int, ttl_seconds: int) -> str:
+    payload = json.dumps([subject, int(time.time()) + ttl_seconds], separators=(",", ":"))
+    body = _b64(payload.encode())
+    mac = hmac.new(_key(settings, purpose), body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def read_token(settings: Settings, token: str, *, purpose: str) -> TokenClaims:
+    body, _, mac = token.partition(".")
+    if not token.isascii() or not body or not mac or len(token) > 200:
+        raise TokenError("invalid")
+    expected = hmac.new(_key(settings, purpose), body.encode(), hashlib.sha256).digest()
+    try:
+        given = _unb64(mac)
+        subject, expires_at = json.loads(_unb64(body))
+    except (ValueError, TypeError):
+        raise TokenError("invalid") from None
+    if not hmac.compare_digest(expected, given):
+        raise TokenError("invalid")
+    if not isinstance(subject, int) or not isinstance(expires_at, int):
+        raise TokenError("invalid")
+    if expires_at < time.time():
+        raise TokenError("expired")
+    return TokenClaims(subject=subject, expires_at=expires_at)

@@ -1,0 +1,149 @@
+"""Donations, the payments they bring (one, or one a month), and the Stripe events received."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String
+from sqlmodel import Field, SQLModel
+
+from app.core.db import UTCDateTime, utcnow
+
+
+class Frequency(StrEnum):
+    once = "once"
+    monthly = "monthly"
+
+
+class DonationStatus(StrEnum):
+    pending = "pending"  # checkout created, nothing heard back yet
+    processing = "processing"  # completed with a delayed payment method (e.g. bank debit)
+    failed = "failed"
+    paid = "paid"  # one-off gift received
+    active = "active"  # monthly gift running
+    refunded = "refunded"  # one-off gift refunded in full
+    cancelled = "cancelled"  # monthly gift ended
+
+
+# Webhooks arrive in any order: a status only moves to a higher rank, so a late
+# "payment failed" cannot undo "paid", and a late "completed" cannot undo "refunded".
+STATUS_RANK = {
+    DonationStatus.pending: 0,
+    DonationStatus.processing: 1,
+    DonationStatus.failed: 2,
+    DonationStatus.paid: 3,
+    DonationStatus.active: 3,
+    DonationStatus.refunded: 4,
+    DonationStatus.cancelled: 5,
+}
+
+
+class Donation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # Public reference, sent to Stripe as metadata and client_reference_id.
+    ref: str = Field(sa_type=String(40), unique=True, index=True)
+    campaign_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("campaign.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))  # minor units
+    currency: str = Field(sa_type=String(3))
+    frequency: Frequency = Field(sa_type=String(16))
+    status: DonationStatus = Field(default=DonationStatus.pending, sa_type=String(16))
+    email: str | None = Field(default=None, sa_type=String(320))
+    name: str | None = Field(default=None, sa_type=String(100))
+    locale: str = Field(sa_type=String(8))
+    # The supporter's signature in this campaign, when the donor also signed.
+    signature_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"),
+            ForeignKey("signature.id", ondelete="SET NULL"),
+        ),
+    )
+    stripe_checkout_session_id: str | None = Field(default=None, sa_type=String(255), index=True)
+    stripe_customer_id: str | None = Field(default=None, sa_type=String(255))
+    stripe_payment_intent_id: str | None = Field(default=None, sa_type=String(255))
+    stripe_subscription_id: str | None = Field(default=None, sa_type=String(255), index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class DonationPayment(SQLModel, table=True):
+    """Money received: the one payment of a one-off gift, or one month of a monthly gift."""
+
+    __tablename__ = "donation_payment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The PaymentIntent id (or the invoice id when an invoice has none): what refunds refer to.
+    stripe_key: str = Field(sa_type=String(255), unique=True)
+    donation_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("donation.id", ondelete="CASCADE"), index=True),
+    )
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("campaign.id", ondelete="CASCADE"), index=True),
+    )
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    amount_refunded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(sa_type=String(3))
+    stripe_invoice_id: str | None = Field(default=None, sa_type=String(255))
+    paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StripeEvent(SQLModel, table=True):
+    """Every verified webhook event, stored once by Stripe's id: a redelivery is a no-op."""
+
+    __tablename__ = "stripe_event"
+
+    id: str = Field(sa_type=String(255), primary_key=True)
+    type: str = Field(sa_type=String(100))
+    created: int = Field(sa_column=Column(BigInteger, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+# --- API shapes -------------------------------------------------------------------------------
+
+
+class DonationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = PydanticField(
+        description="In the currency's minor unit (KRW has none).", examples=[2500], strict=True
+    )
+    currency: str = PydanticField(min_length=3, max_length=3, examples=["EUR"])
+    frequency: Frequency = Frequency.once
+    email: str | None = PydanticField(default=None, max_length=320)
+    name: str | None = PydanticField(default=None, max_length=100)
+    locale: str | None = PydanticField(default=None, max_length=35)
+
+
+class CheckoutCreated(BaseModel):
+    checkout_url: str
+    donation: str
+
+
+class CurrencyTotal(BaseModel):
+    currency: str
+    gross: int
+    refunded: int
+    net: int
+    payments: int
+
+
+class DonationTotals(BaseModel):
+    campaign: str
+    totals: list[CurrencyTotal]
+
+
+class WebhookResult(BaseModel):
+    received: Literal[True] = True
+    duplicate: bool = False

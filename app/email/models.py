@@ -1,0 +1,68 @@
+"""The durable e-mail outbox.
+
+A row is written in the same transaction as the change that causes the e-mail, so a message
+exists exactly when its cause was committed. `chorus worker` renders and sends it afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from app.core.db import UTCDateTime, utcnow
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"  # gave up after OUTBOX_MAX_ATTEMPTS; kept for inspection and requeue
+    cancelled = "cancelled"  # its subject disappeared before sending (e.g. signature removed)
+
+
+class SuppressionReason(StrEnum):
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"  # a permanent SMTP refusal
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses that must not get campaign updates again (every bulk send checks this)."""
+
+    email_normalised: str = Field(sa_type=String(320), primary_key=True)
+    reason: SuppressionReason = Field(sa_type=String(16))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # A signer's data download lists the messages sent to them.
+        Index("ix_outbox_recipient", "recipient"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    # Which renderer builds the message, e.g. "signature_confirmation".
+    kind: str = Field(sa_type=String(60))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # At most one message per key: retries, races and redeliveries cannot send twice.
+    dedup_key: str | None = Field(default=None, sa_type=String(200), unique=True)
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=String(16), nullable=False)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # A worker holds a claimed message until this time; after it (a crashed worker), another
+    # worker may take it.
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    locked_by: str | None = Field(default=None, sa_type=String(100))
+    last_error: str | None = Field(default=None, sa_type=Text)
+    recipient: str | None = Field(default=None, sa_type=String(320))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,96 @@
+"""Queueing e-mail in the outbox, and the registry of renderers that turn jobs into messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from app.core.config import Settings
+from app.core.db import dialect_insert, utcnow
+from app.email.models import OutboxMessage, Suppression, SuppressionReason
+from app.signatures.validation import normalise_email
+
+
+@dataclass
+class EmailMessage:
+    """A rendered e-mail, ready for fastapi-mail."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    to_name: str | None = None
+    reply_to: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# A renderer builds the message for a job at send time, from the current state of the database,
+# or returns None when the job no longer applies (then the message is cancelled, not sent).
+Renderer = Callable[[Session, dict[str, Any], Settings], EmailMessage | None]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def renderer(kind: str) -> Callable[[Renderer], Renderer]:
+    """Register the function that renders outbox jobs of `kind`."""
+
+    def register(func: Renderer) -> Renderer:
+        RENDERERS[kind] = func
+        return func
+
+    return register
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    dedup_key: str | None = None,
+    recipient: str | None = None,
+) -> bool:
+    """Queue an e-mail job in the caller's transaction.
+
+    Returns False (and queues nothing) when a job with the same `dedup_key` already exists,
+    so retries and concurrent requests cannot queue the same message twice.
+    """
+    insert = dialect_insert(session)
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    stmt = (
+        insert(table)  # Core, not the ORM-enabled insert: this runs for every signature
+        .values(kind=kind, payload=payload, dedup_key=dedup_key, recipient=recipient)
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none() is not None
+
+
+# --- suppression: addresses that get no more campaign updates ----------------------------------
+
+
+def suppress(session: Session, *, email: str, reason: SuppressionReason) -> bool:
+    """Put an address on the suppression list, in the caller's transaction.
+
+    The address is normalised as signatures are, so every spelling of one mailbox is covered.
+    Returns False when it was already there (its first reason is kept).
+    """
+    insert = dialect_insert(session)
+    stmt = (
+        insert(Suppression)
+        .values(email_normalised=normalise_email(email), reason=reason, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["email_normalised"])
+        .returning(Suppression.email_normalised)
+    )
+    return session.execute(stmt).scalar_one_or_none() is not None
+
+
+def is_suppressed(session: Session, *, email: str) -> bool:
+    """Whether an address (any spelling of it) is on the suppression list."""
+    found = session.exec(
+        select(Suppression.email_normalised).where(
+            Suppression.email_normalised == normalise_email(email)
+        )
+    ).first()
+    return found is not None

@@ -1,0 +1,310 @@
+"""The outbox worker: claims due messages, renders them, sends them over SMTP, records the result.
+
+Several workers may run against one PostgreSQL: a claim takes rows with `FOR UPDATE SKIP LOCKED`
+and leases them (`locked_until`), so no two workers hold the same message; a worker that dies
+leaves its lease to expire and another worker takes the message over. Each message is marked
+sent in its own commit right after the SMTP server accepted it, so a crash re-sends at most the
+message in flight at that instant (and with the same Message-ID, which receivers de-duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import formataddr
+from typing import Any
+
+import aiosmtplib
+from fastapi_mail import ConnectionConfig, FastMail, MessageSchema, MessageType
+from fastapi_mail.connection import Connection
+from fastapi_mail.errors import ConnectionErrors
+from fastapi_mail.schemas import MultipartSubtypeEnum
+from sqlalchemy import Engine, or_, select, update
+from sqlmodel import Session, col
+
+import app.tasks  # noqa: F401  (registers every domain's renderers)
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.email import service as email_service
+from app.email.models import OutboxMessage, OutboxStatus, SuppressionReason
+from app.email.service import RENDERERS, EmailMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Claimed:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass
+class Outgoing:
+    claim: Claimed
+    recipient: str
+    mime: Any  # email.message.Message built by fastapi-mail
+
+
+def mail_config(settings: Settings, *, server: str, port: int) -> ConnectionConfig:
+    return ConnectionConfig(
+        MAIL_SERVER=server,
+        MAIL_PORT=port,
+        MAIL_FROM=settings.MAIL_FROM,
+        MAIL_FROM_NAME=settings.MAIL_FROM_NAME,
+        MAIL_USERNAME=settings.MAIL_USERNAME,
+        MAIL_PASSWORD=settings.MAIL_PASSWORD,
+        MAIL_STARTTLS=settings.MAIL_STARTTLS,
+        MAIL_SSL_TLS=settings.MAIL_SSL_TLS,
+        USE_CREDENTIALS=bool(settings.MAIL_USERNAME),
+        TIMEOUT=settings.MAIL_TIMEOUT,
+    )
+
+
+def is_permanent(error: BaseException) -> bool:
+    """An SMTP 5xx reply for this message: retrying will not help (a hard bounce)."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return all(500 <= r.code < 600 for r in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return 500 <= error.code < 600
+    return False
+
+
+def is_bounce(error: BaseException) -> bool:
+    """A permanent refusal that concerns the recipient (a hard bounce), not our sender address."""
+    return is_permanent(error) and not isinstance(error, aiosmtplib.SMTPSenderRefused)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        config: ConnectionConfig,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.config = config
+        self.mailer = FastMail(config)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.domain = settings.MAIL_FROM.rpartition("@")[2] or "chorus.local"
+
+    # --- database side (synchronous, each step its own short transaction) --------------------
+
+    def claim(self, limit: int) -> list[Claimed]:
+        now = utcnow()
+        due = (
+            select(col(OutboxMessage.id))
+            .where(
+                col(OutboxMessage.status) == OutboxStatus.pending,
+                col(OutboxMessage.next_attempt_at) <= now,
+                or_(
+                    col(OutboxMessage.locked_until).is_(None), col(OutboxMessage.locked_until) < now
+                ),
+            )
+            .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
+            .values(
+                locked_until=now + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS),
+                locked_by=self.name,
+                attempts=OutboxMessage.attempts + 1,
+            )
+            .returning(
+                col(OutboxMessage.id),
+                col(OutboxMessage.kind),
+                col(OutboxMessage.payload),
+                col(OutboxMessage.attempts),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        with Session(self.engine) as session:
+            rows = session.execute(stmt).all()
+            session.commit()
+        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+    def render(self, claims: list[Claimed]) -> tuple[list[tuple[Claimed, EmailMessage]], int]:
+        """Render claimed jobs; those that no longer apply are cancelled. -> (ready, cancelled)"""
+        ready: list[tuple[Claimed, EmailMessage]] = []
+        cancelled: list[Claimed] = []
+        broken: list[tuple[Claimed, Exception]] = []
+        with Session(self.engine) as session:
+            for claim in claims:
+                render = RENDERERS.get(claim.kind)
+                try:
+                    if render is None:
+                        raise LookupError(f"no renderer for outbox kind {claim.kind!r}")
+                    message = render(session, claim.payload, self.settings)
+                except Exception as exc:  # a bug or bad data: retry later, keep the job
+                    log.exception("rendering outbox message %s failed", claim.id)
+                    broken.append((claim, exc))
+                    continue
+                if message is None:
+                    cancelled.append(claim)
+                else:
+                    ready.append((claim, message))
+        # Recorded after the read session is closed: SQLite allows one writer at a time.
+        for claim in cancelled:
+            self._finish(claim.id, status=OutboxStatus.cancelled)
+        for claim, error in broken:
+            self.record_failure(claim, error, permanent=False)
+        return ready, len(cancelled)
+
+    def _update_own(self, message_id: int, **values: Any) -> None:
+        """Update a message this worker still holds; a worker whose lease ran out (and whose
+        message another worker may have taken over) changes nothing."""
+        with Session(self.engine) as session:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(
+                    col(OutboxMessage.id) == message_id,
+                    col(OutboxMessage.locked_by) == self.name,
+                    col(OutboxMessage.status) == OutboxStatus.pending,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            log.warning("outbox message %s: lease lost before its result was recorded", message_id)
+
+    def _finish(self, message_id: int, *, status: OutboxStatus, error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "locked_until": None, "last_error": error}
+        if status == OutboxStatus.sent:
+            values["sent_at"] = utcnow()
+        self._update_own(message_id, **values)
+
+    def record_sent(self, claim: Claimed) -> None:
+        self._finish(claim.id, status=OutboxStatus.sent)
+
+    def record_failure(self, claim: Claimed, error: BaseException, *, permanent: bool) -> None:
+        reason = f"{type(error).__name__}: {error}"[:2000]
+        if permanent or claim.attempts >= self.settings.OUTBOX_MAX_ATTEMPTS:
+            log.error("outbox message %s failed for good: %s", claim.id, reason)
+            self._finish(claim.id, status=OutboxStatus.failed, error=reason)
+            return
+        delay = min(self.settings.OUTBOX_RETRY_BASE_SECONDS * 2 ** (claim.attempts - 1), 3600.0)
+        delay *= random.uniform(0.8, 1.2)  # spread retries so workers do not stampede
+        log.warning("outbox message %s: %s; retrying in %.0fs", claim.id, reason, delay)
+        self._update_own(
+            claim.id,
+            next_attempt_at=utcnow() + timedelta(seconds=delay),
+            locked_until=None,
+            last_error=reason,
+        )
+
+    def record_bounce(self, claim: Claimed, recipient: str) -> None:
+        """A hard bounce: no more campaign updates to this address."""
+        with Session(self.engine) as session:
+            email_service.suppress(session, email=recipient, reason=SuppressionReason.bounced)
+            session.commit()
+        log.warning("outbox message %s bounced; its address gets no more updates", claim.id)
+
+    # --- SMTP side ------------------------------------------------------------------------------
+
+    async def build(self, claim: Claimed, message: EmailMessage) -> Outgoing:
+        schema = MessageSchema(
+            # fastapi-mail re-validates recipients and turns an IDNA domain back into Unicode,
+            # which it then cannot encode: it gets the sender as a stand-in, and the real
+            # recipient goes into the To header and the SMTP envelope below.
+            recipients=[self.settings.MAIL_FROM],
+            subject=message.subject,
+            body=message.text,
+            alternative_body=message.html,
+            subtype=MessageType.plain,
+            multipart_subtype=MultipartSubtypeEnum.alternative,
+            reply_to=message.reply_to,
+            headers=message.headers or None,
+        )
+        mime: Any = await self.mailer.get_message(schema)
+        del mime["To"]
+        # formataddr encodes any name (commas, quotes, Hangul) safely (RFC 2047).
+        mime["To"] = formataddr((message.to_name or "", message.to), charset="utf-8")
+        # A stable Message-ID: if a crash makes us send a message twice, receivers see one.
+        del mime["Message-ID"]
+        mime["Message-ID"] = f"<outbox-{claim.id}@{self.domain}>"
+        return Outgoing(claim=claim, recipient=message.to, mime=mime)
+
+    async def _send_lane(self, lane: list[Outgoing]) -> None:
+        """Send a lane of messages over one SMTP connection, recording each result."""
+        processed = 0
+        try:
+            async with Connection(self.config) as connection:
+                for outgoing in lane:
+                    try:
+                        await connection.session.send_message(
+                            outgoing.mime, recipients=[outgoing.recipient]
+                        )
+                    except aiosmtplib.SMTPServerDisconnected:
+                        raise  # the rest of the lane retries below
+                    except (aiosmtplib.SMTPException, OSError) as exc:
+                        permanent = is_permanent(exc)
+                        if permanent and is_bounce(exc):
+                            await asyncio.to_thread(
+                                self.record_bounce, outgoing.claim, outgoing.recipient
+                            )
+                        await asyncio.to_thread(
+                            self.record_failure, outgoing.claim, exc, permanent=permanent
+                        )
+                    else:
+                        await asyncio.to_thread(self.record_sent, outgoing.claim)
+                    processed += 1
+        except (ConnectionErrors, aiosmtplib.SMTPException, OSError) as exc:
+            # The server is unreachable or went away: what was not handled retries later.
+            for outgoing in lane[processed:]:
+                await asyncio.to_thread(self.record_failure, outgoing.claim, exc, permanent=False)
+
+    async def run_once(self) -> int:
+        """Claim, render and send one batch. Returns how many messages it handled."""
+        claims = await asyncio.to_thread(self.claim, self.settings.WORKER_BATCH_SIZE)
+        if not claims:
+            return 0
+        ready, cancelled = await asyncio.to_thread(self.render, claims)
+        outgoing = []
+        for claim, message in ready:
+            try:
+                outgoing.append(await self.build(claim, message))
+            except Exception as exc:  # this message can never be built: fail it, not the batch
+                log.exception("outbox message %s cannot be built", claim.id)
+                await asyncio.to_thread(self.record_failure, claim, exc, permanent=True)
+        lanes_count = min(self.settings.WORKER_CONCURRENCY, len(outgoing)) or 1
+        lanes = [outgoing[i::lanes_count] for i in range(lanes_count)]
+        await asyncio.gather(*(self._send_lane(lane) for lane in lanes if lane))
+        return len(claims)
+
+    async def drain(self, *, max_batches: int = 1000) -> int:
+        """Send everything that is due now (used by tests and `chorus worker --once`)."""
+        total = 0
+        for _ in range(max_batches):
+            handled = await self.run_once()
+            if not handled:
+                break
+            total += handled
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("outbox worker %s started", self.name)
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("outbox worker loop failed; retrying")
+                handled = 0
+            if not handled:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.WORKER_POLL_SECONDS)
+                except TimeoutError:
+                    pass
+        log.info("outbox worker %s stopped", self.name)

@@ -1,0 +1,40 @@
+"""Every table, imported in one place for Alembic and for tests."""
+
+from sqlmodel import SQLModel
+
+from app.abuse.models import AbuseRule
+from app.audit.models import AuditEntry
+from app.auth.models import ApiToken, CampaignMember, LoginFailure, User
+from app.campaigns.models import Campaign
+from app.donations.models import Donation, DonationPayment, StripeEvent
+from app.email.models import OutboxMessage, Suppression
+from app.petitions.models import Petition, PetitionTarget
+from app.signatures.models import Signature, SignatureHourlyTally, SignatureTally
+from app.targets.models import Target, TargetGroup
+from app.updates.models import PetitionUpdate
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "AbuseRule",
+    "ApiToken",
+    "AuditEntry",
+    "CampaignMember",
+    "LoginFailure",
+    "PetitionUpdate",
+    "SignatureHourlyTally",
+    "Suppression",
+    "User",
+    "Campaign",
+    "Donation",
+    "DonationPayment",
+    "StripeEvent",
+    "OutboxMessage",
+    "Petition",
+    "PetitionTarget",
+    "Signature",
+    "SignatureTally",
+    "Target",
+    "TargetGroup",
+    "metadata",
+]

@@ -1,0 +1,1 @@
+"""Outbox renderers of this domain (being written: see the issue tracker)."""

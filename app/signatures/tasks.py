@@ -1,0 +1,103 @@
+"""E-mails about signatures, rendered by the outbox worker at send time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from app.core.config import Settings
+from app.core.i18n import translate
+from app.core.templating import render_email
+from app.email.service import EmailMessage, renderer
+from app.petitions.models import Petition
+from app.rights import service as rights_service
+from app.signatures import service as signature_service
+from app.signatures.models import Signature, SignatureStatus
+
+
+def _load(session: Session, payload: dict[str, Any]) -> tuple[Signature, Petition] | None:
+    signature = session.get(Signature, payload["signature_id"])
+    if signature is None:
+        return None
+    petition = session.get(Petition, signature.petition_id)
+    if petition is None:
+        return None
+    return signature, petition
+
+
+def _message(
+    template: str,
+    *,
+    settings: Settings,
+    signature: Signature,
+    petition: Petition,
+    subject_key: str,
+    **extra: Any,
+) -> EmailMessage:
+    locale = signature.locale
+
+    def t(key: str, **values: Any) -> str:
+        return translate(locale, key, **values)
+
+    title = petition.text(locale)["title"]
+    petition_url = settings.public_url(f"/petitions/{petition.slug}?lang={locale}")
+    assert signature.id is not None
+    # Every e-mail to a signer lets them withdraw, stop updates, or download their data.
+    manage_url = rights_service.manage_url(settings, signature_id=signature.id, locale=locale)
+    text, html = render_email(
+        template,
+        t=t,
+        locale=locale,
+        name=signature.name,
+        title=title,
+        petition_url=petition_url,
+        manage_url=manage_url,
+        **extra,
+    )
+    return EmailMessage(
+        to=signature.email,
+        to_name=signature.name,
+        subject=t(subject_key, title=title),
+        text=text,
+        html=html,
+        headers={"Content-Language": locale},
+    )
+
+
+@renderer("signature_confirmation")
+def confirmation(
+    session: Session, payload: dict[str, Any], settings: Settings
+) -> EmailMessage | None:
+    loaded = _load(session, payload)
+    if loaded is None or loaded[0].status != SignatureStatus.pending:
+        return None  # withdrawn, or confirmed meanwhile: nothing to confirm
+    signature, petition = loaded
+    assert signature.id is not None
+    token = signature_service.confirmation_token(settings, signature_id=signature.id)
+    return _message(
+        "signature_confirmation",
+        settings=settings,
+        signature=signature,
+        petition=petition,
+        subject_key="email.confirm.subject",
+        confirm_url=settings.public_url(f"/signatures/confirm/{token}?lang={signature.locale}"),
+        ttl_days=max(1, settings.CONFIRMATION_TOKEN_TTL_HOURS // 24),
+    )
+
+
+@renderer("signature_already_signed")
+def already_signed(
+    session: Session, payload: dict[str, Any], settings: Settings
+) -> EmailMessage | None:
+    loaded = _load(session, payload)
+    if loaded is None:
+        return None
+    signature, petition = loaded
+    return _message(
+        "signature_already_signed",
+        settings=settings,
+        signature=signature,
+        petition=petition,
+        subject_key="email.already.subject",
+    )

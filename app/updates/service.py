@@ -1,0 +1,327 @@
+"""Campaign updates to supporters: queueing them throttled, and unsubscribing from them.
+
+An update is queued for every signer who confirmed, asked for updates and whose address is not
+suppressed, with one set-based INSERT ... SELECT (a petition may have hundreds of thousands of
+signers). Each message is due a little after the previous one, at UPDATE_SEND_RATE_PER_MINUTE,
+and after the messages of updates queued earlier, so the rate holds across updates. The renderer
+(`app/updates/tasks.py`) checks again at send time, so a signer who withdrew or unsubscribed in
+the meantime gets nothing.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import (
+    Integer,
+    Interval,
+    String,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    update,
+)
+from sqlalchemy import insert as sql_insert
+from sqlalchemy import select as sql_select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from app.audit import service as audit_service
+from app.auth.models import User
+from app.core.config import Settings
+from app.core.db import UTCDateTime, utcnow
+from app.core.errors import FieldError, ProblemError
+from app.core.i18n import SUPPORTED_LOCALES
+from app.core.tokens import TokenError, make_token, read_token
+from app.email import service as email_service
+from app.email.models import OutboxMessage, OutboxStatus, Suppression, SuppressionReason
+from app.petitions.models import Petition
+from app.signatures.models import Signature, SignatureStatus
+from app.updates.models import PetitionUpdate, UpdateCreate, UpdateSent
+
+KIND = "petition_update"
+UNSUBSCRIBE_PURPOSE = "unsubscribe"
+# An unsubscribe link must keep working for as long as anyone may still act on an old update.
+UNSUBSCRIBE_TTL_SECONDS = 3 * 365 * 24 * 3600
+MICROSECONDS_PER_MINUTE = 60_000_000
+
+
+# --- API shapes -------------------------------------------------------------------------------
+
+
+class UpdateSummary(BaseModel):
+    id: int
+    created_at: datetime
+    sent_by: str | None
+    locales: list[str]
+    subject: str
+    recipients: int
+
+
+class UpdateList(BaseModel):
+    data: list[UpdateSummary]
+    count: int
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def _invalid(field: str, type_: str, message: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "validation",
+        "Your request has invalid fields",
+        f"{field}: {message}",
+        errors=[FieldError(field=field, type=type_, message=message)],
+    )
+
+
+def _clean_subject(text: str) -> str:
+    # A header is one line: no newlines (header injection) and no other control characters.
+    return " ".join("".join(" " if unicodedata.category(c)[0] == "C" else c for c in text).split())
+
+
+def _clean_body(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept = (c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
+    return "\n".join(line.rstrip() for line in "".join(kept).split("\n")).strip()
+
+
+def _translations(petition: Petition, data: UpdateCreate) -> dict[str, dict[str, str]]:
+    if petition.default_locale not in data.translations:
+        raise _invalid(
+            f"translations.{petition.default_locale}",
+            "default_locale_missing",
+            f"Give the update in the petition's default language ({petition.default_locale}); "
+            "signers whose language is missing get that one",
+        )
+    known = [*petition.locales, *(loc for loc in SUPPORTED_LOCALES if loc not in petition.locales)]
+    out: dict[str, dict[str, str]] = {}
+    for locale, text in data.translations.items():
+        if locale not in known:
+            raise _invalid(
+                f"translations.{locale}",
+                "locale_unknown",
+                f"Unknown language {locale!r}: use one of {', '.join(known)}",
+            )
+        subject, body = _clean_subject(text.subject), _clean_body(text.body)
+        if not subject:
+            raise _invalid(f"translations.{locale}.subject", "missing", "Enter a subject")
+        if not body:
+            raise _invalid(f"translations.{locale}.body", "missing", "Enter the text")
+        out[locale] = {"subject": subject, "body": body}
+    return out
+
+
+def _offset_us(start: datetime, position: Any, rate: int) -> Any:
+    """Microseconds from `start` (cut to the second) to message number `position` (from 0).
+
+    Works the same on Python ints and on SQL expressions, so the schedule reported to the
+    organiser is the one written to the outbox.
+    """
+    return start.microsecond + (position * MICROSECONDS_PER_MINUTE) // rate
+
+
+def _due_at(session: Session, start: datetime, offset: ColumnElement[Any]) -> ColumnElement[Any]:
+    """SQL for `start` (whole seconds) plus `offset` microseconds, as the dialect stores it."""
+    whole = start.astimezone(UTC).replace(microsecond=0)
+    if session.get_bind().dialect.name == "sqlite":
+        # The text SQLAlchemy stores for a naive UTC datetime: "YYYY-MM-DD HH:MM:SS.ffffff".
+        seconds = func.strftime(
+            "%Y-%m-%d %H:%M:%S",
+            whole.strftime("%Y-%m-%d %H:%M:%S"),
+            "+" + (offset // 1_000_000).cast(String) + " seconds",
+            type_=String(),
+        )
+        return seconds + func.printf(".%06d", offset % 1_000_000, type_=String())
+    micro = literal_column("INTERVAL '1 microsecond'", type_=Interval())
+    return literal(whole, UTCDateTime()) + offset * micro
+
+
+def _schedule_start(session: Session, *, now: datetime, rate: int) -> datetime:
+    """When this update's first message is due: now, or after the updates still queued.
+
+    Only messages not tried yet make the schedule; one waiting to retry after an SMTP error
+    does not hold the next update back.
+    """
+    last = session.exec(
+        select(func.max(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.status == OutboxStatus.pending,
+            OutboxMessage.kind == KIND,
+            OutboxMessage.attempts == 0,
+        )
+    ).one()
+    if last is None:
+        return now
+    if last.tzinfo is None:  # an aggregate comes back as the driver's value
+        last = datetime.fromisoformat(str(last)).replace(tzinfo=UTC)
+    return max(now, last + timedelta(microseconds=MICROSECONDS_PER_MINUTE // rate))
+
+
+def send(
+    session: Session, *, petition: Petition, data: UpdateCreate, user: User, settings: Settings
+) -> UpdateSent:
+    """Record an update and queue it, throttled, for every signer who should get it."""
+    assert petition.id is not None
+    translations = _translations(petition, data)
+    now = utcnow()
+    record = PetitionUpdate(
+        petition_id=petition.id, translations=translations, sent_by=user.id, created_at=now
+    )
+    session.add(record)
+    session.flush()
+    assert record.id is not None
+    update_id = int(record.id)
+
+    rate = settings.UPDATE_SEND_RATE_PER_MINUTE
+    start = _schedule_start(session, now=now, rate=rate)
+    position = func.row_number().over(order_by=col(Signature.id)) - 1
+    dialect = session.get_bind().dialect.name
+    json_object = func.json_build_object if dialect == "postgresql" else func.json_object
+    payload = json_object(
+        literal_column("'update_id'"),
+        literal_column(str(update_id), type_=Integer()),
+        literal_column("'signature_id'"),
+        col(Signature.id),
+    )
+    rows = sql_select(
+        literal_column(f"'{KIND}'", type_=String()),
+        payload,
+        literal_column(f"'update:{update_id}:'", type_=String()) + cast(col(Signature.id), String),
+        literal_column(f"'{OutboxStatus.pending.value}'", type_=String()),
+        literal_column("0", type_=Integer()),
+        _due_at(session, start, _offset_us(start, position, rate)),
+        col(Signature.email),
+        literal(now, UTCDateTime()),
+    ).where(
+        col(Signature.petition_id) == petition.id,
+        col(Signature.status) == SignatureStatus.confirmed,
+        col(Signature.consent_updates).is_(True),
+        col(Signature.anonymised_at).is_(None),
+        ~exists().where(col(Suppression.email_normalised) == col(Signature.email_normalised)),
+    )
+    queue = (
+        sql_insert(OutboxMessage)
+        .from_select(
+            [
+                "kind",
+                "payload",
+                "dedup_key",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "recipient",
+                "created_at",
+            ],
+            rows,
+        )
+        # psycopg reports the rows an INSERT ... SELECT wrote only when asked to keep it.
+        .execution_options(preserve_rowcount=True)
+    )
+    recipients = int(session.execute(queue).rowcount)  # type: ignore[attr-defined]
+
+    record.recipients = recipients
+    session.flush()
+    audit_service.record(
+        session,
+        actor=user,
+        action="update.send",
+        subject=f"petition:{petition.slug}",
+        campaign_id=petition.campaign_id,
+        details={"update_id": update_id, "recipients": recipients, "locales": list(translations)},
+    )
+    whole = start.replace(microsecond=0)
+    last = max(recipients - 1, 0)
+    return UpdateSent(
+        id=update_id,
+        recipients=recipients,
+        first_send_at=whole + timedelta(microseconds=_offset_us(start, 0, rate)),
+        last_send_at=whole + timedelta(microseconds=_offset_us(start, last, rate)),
+    )
+
+
+def list_updates(session: Session, *, petition: Petition) -> UpdateList:
+    """The petition's updates, newest first, with how many signers each was queued for."""
+    rows = session.exec(
+        select(PetitionUpdate, User.email)
+        .join(User, col(User.id) == col(PetitionUpdate.sent_by), isouter=True)
+        .where(PetitionUpdate.petition_id == petition.id)
+        .order_by(col(PetitionUpdate.created_at).desc(), col(PetitionUpdate.id).desc())
+    ).all()
+    data = []
+    for record, sent_by in rows:
+        assert record.id is not None
+        locales = sorted(record.translations, key=lambda loc: (loc != petition.default_locale, loc))
+        text = record.translations.get(petition.default_locale) or record.translations[locales[0]]
+        data.append(
+            UpdateSummary(
+                id=record.id,
+                created_at=record.created_at,
+                sent_by=sent_by,
+                locales=locales,
+                subject=text["subject"],
+                recipients=record.recipients,
+            )
+        )
+    return UpdateList(data=data, count=len(data))
+
+
+# --- unsubscribing ----------------------------------------------------------------------------
+
+
+def unsubscribe_token(settings: Settings, *, signature_id: int) -> str:
+    return make_token(
+        settings,
+        purpose=UNSUBSCRIBE_PURPOSE,
+        subject=signature_id,
+        ttl_seconds=UNSUBSCRIBE_TTL_SECONDS,
+    )
+
+
+def unsubscribe_url(settings: Settings, *, signature_id: int) -> str:
+    """The link in every update, also given in its List-Unsubscribe header (RFC 8058)."""
+    return settings.public_url(
+        f"/unsubscribe/{unsubscribe_token(settings, signature_id=signature_id)}"
+    )
+
+
+def signature_for_token(session: Session, *, token: str, settings: Settings) -> Signature:
+    """The signature an unsubscribe link was made for.
+
+    Raises a problem: 400 for a malformed or forged link, 410 for an expired one or when the
+    signature no longer exists (then nothing more is sent about it anyway).
+    """
+    try:
+        claims = read_token(settings, token, purpose=UNSUBSCRIBE_PURPOSE)
+    except TokenError as exc:
+        if exc.reason == "expired":
+            raise ProblemError(410, "token-expired", "This unsubscribe link has expired") from None
+        raise ProblemError(400, "token-invalid", "This unsubscribe link is not valid") from None
+    signature = session.get(Signature, claims.subject)
+    if signature is None or signature.anonymised_at is not None:
+        raise ProblemError(410, "signature-gone", "This signature no longer exists")
+    return signature
+
+
+def is_unsubscribed(session: Session, *, signature: Signature) -> bool:
+    return email_service.is_suppressed(session, email=signature.email_normalised)
+
+
+def unsubscribe(session: Session, *, signature: Signature) -> None:
+    """No more updates to this address, from any campaign; the signature still counts."""
+    assert signature.id is not None
+    email_service.suppress(
+        session, email=signature.email_normalised, reason=SuppressionReason.unsubscribed
+    )
+    session.execute(
+        update(Signature)
+        .where(col(Signature.id) == signature.id)
+        .values(consent_updates=False)
+        .execution_options(synchronize_session=False)
+    )
+    signature.consent_updates = False
