@@ -1,0 +1,231 @@
+"""The outbox worker against a real SMTP server: retries, failures, leases, several workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.email import service as email_service
+from app.email.devmailbox import free_port
+from app.email.models import OutboxMessage, OutboxStatus
+from app.email.service import EmailMessage, renderer
+from app.email.worker import OutboxWorker, mail_config
+from app.signatures.models import Signature
+from tests.conftest import Mailbox
+from tests.factories import make_petition, signer
+
+
+@renderer("test_note")
+def _render_note(session: Session, payload: dict[str, Any], settings: Settings) -> EmailMessage:
+    n = payload["n"]
+    return EmailMessage(
+        to=f"reader{n}@example.org", subject=f"Note {n}", text=f"Note {n}", html=f"<p>Note {n}</p>"
+    )
+
+
+def queue_notes(session: Session, count: int) -> None:
+    for n in range(count):
+        email_service.enqueue(session, kind="test_note", payload={"n": n}, dedup_key=f"note:{n}")
+    session.commit()
+
+
+def make_worker(
+    settings: Settings,
+    engine: Engine,
+    *,
+    port: int | None = None,
+    name: str | None = None,
+    **overrides: Any,
+) -> OutboxWorker:
+    worker_settings = settings.model_copy(update=overrides) if overrides else settings
+    config = mail_config(
+        worker_settings, server=settings.MAIL_SERVER or "", port=port or settings.MAIL_PORT
+    )
+    return OutboxWorker(worker_settings, engine, config, name=name)
+
+
+def statuses(session: Session) -> list[str]:
+    return sorted(m.status for m in session.exec(select(OutboxMessage)).all())
+
+
+def make_due_now(session: Session) -> None:
+    session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+    session.commit()
+
+
+def test_each_message_is_sent_once_with_a_stable_message_id(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    queue_notes(session, 5)
+    assert asyncio.run(make_worker(settings, engine).drain()) == 5
+    messages = smtp.wait_for(5)
+    assert sorted(str(m["Subject"]) for m in messages) == [f"Note {n}" for n in range(5)]
+    ids = {m.id: m for m in session.exec(select(OutboxMessage)).all()}
+    assert {str(m["Message-ID"]) for m in messages} == {f"<outbox-{i}@example.org>" for i in ids}
+    assert statuses(session) == ["sent"] * 5
+    assert all(m.sent_at is not None and m.locked_until is None for m in ids.values())
+    # Nothing left to do: running again sends nothing more.
+    assert asyncio.run(make_worker(settings, engine).drain()) == 0
+    assert len(smtp.messages) == 5
+
+
+def test_dedup_key_queues_a_message_once(session: Session) -> None:
+    assert email_service.enqueue(session, kind="test_note", payload={"n": 1}, dedup_key="k")
+    assert not email_service.enqueue(session, kind="test_note", payload={"n": 1}, dedup_key="k")
+    session.commit()
+    assert len(session.exec(select(OutboxMessage)).all()) == 1
+
+
+def test_smtp_down_then_back_delivers_everything(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    queue_notes(session, 4)
+    closed_port = free_port()  # nothing listens here: connection refused
+    down = make_worker(settings, engine, port=closed_port)
+
+    assert asyncio.run(down.drain(max_batches=1)) == 4
+    rows = session.exec(select(OutboxMessage)).all()
+    assert {r.status for r in rows} == {OutboxStatus.pending}
+    assert all(
+        r.attempts == 1 and r.last_error and r.next_attempt_at > utcnow() - timedelta(seconds=1)
+        for r in rows
+    )
+    assert smtp.messages == []
+
+    # Still down on the next try: backoff grows, nothing is lost.
+    make_due_now(session)
+    asyncio.run(down.drain(max_batches=1))
+    assert {r.attempts for r in session.exec(select(OutboxMessage)).all()} == {2}
+
+    time.sleep(0.3)  # past the (test-sized) backoff
+    assert asyncio.run(make_worker(settings, engine).drain()) == 4
+    smtp.wait_for(4)
+    assert statuses(session) == ["sent"] * 4
+
+
+def test_temporary_refusal_is_retried(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    queue_notes(session, 1)
+    smtp.refuse_with = "451 4.3.0 Try again later"
+    asyncio.run(make_worker(settings, engine).drain(max_batches=1))
+    [row] = session.exec(select(OutboxMessage)).all()
+    assert row.status == OutboxStatus.pending
+    assert "451" in (row.last_error or "")
+
+    smtp.refuse_with = None
+    make_due_now(session)
+    asyncio.run(make_worker(settings, engine).drain())
+    smtp.wait_for(1)
+    assert statuses(session) == ["sent"]
+
+
+def test_permanent_refusal_fails_without_retrying(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    queue_notes(session, 1)
+    smtp.refuse_with = "550 5.1.1 No such mailbox"
+    asyncio.run(make_worker(settings, engine).drain())
+    [row] = session.exec(select(OutboxMessage)).all()
+    assert row.status == OutboxStatus.failed
+    assert "550" in (row.last_error or "")
+    assert row.attempts == 1
+
+
+def test_gives_up_after_the_maximum_attempts(
+    session: Session, settings: Settings, engine: Engine
+) -> None:
+    queue_notes(session, 1)
+    down = make_worker(settings, engine, port=free_port(), OUTBOX_MAX_ATTEMPTS=3)
+    for _ in range(3):
+        make_due_now(session)
+        asyncio.run(down.drain(max_batches=1))
+    [row] = session.exec(select(OutboxMessage)).all()
+    assert (row.status, row.attempts) == (OutboxStatus.failed, 3)
+
+
+def test_a_crashed_workers_lease_expires_and_another_worker_sends(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    queue_notes(session, 3)
+    crashed = make_worker(settings, engine, name="crashed")
+    assert len(crashed.claim(10)) == 3  # claimed, then the process died before sending
+
+    survivor = make_worker(settings, engine, name="survivor")
+    assert asyncio.run(survivor.drain()) == 0  # leased: not taken while the lease runs
+    session.execute(update(OutboxMessage).values(locked_until=utcnow() - timedelta(seconds=1)))
+    session.commit()
+    assert asyncio.run(survivor.drain()) == 3
+    smtp.wait_for(3)
+    assert statuses(session) == ["sent"] * 3
+
+
+def test_two_workers_never_send_the_same_message(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    queue_notes(session, 120)
+    first = make_worker(settings, engine, name="first", WORKER_BATCH_SIZE=10)
+    second = make_worker(settings, engine, name="second", WORKER_BATCH_SIZE=10)
+
+    async def both() -> tuple[int, int]:
+        a, b = await asyncio.gather(
+            asyncio.to_thread(asyncio.run, first.drain()),
+            asyncio.to_thread(asyncio.run, second.drain()),
+        )
+        return a, b
+
+    handled = asyncio.run(both())
+    assert sum(handled) == 120
+    messages = smtp.wait_for(120)
+    time.sleep(0.2)
+    assert len(smtp.messages) == 120
+    assert len({str(m["Message-ID"]) for m in messages}) == 120
+    assert statuses(session) == ["sent"] * 120
+
+
+def test_a_message_whose_subject_disappeared_is_cancelled(
+    client, session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    petition = make_petition(session)
+    client.post(f"/api/v1/petitions/{petition.slug}/signatures", json=signer())
+    session.delete(session.exec(select(Signature)).one())
+    session.commit()
+    asyncio.run(make_worker(settings, engine).drain())
+    assert statuses(session) == ["cancelled"]
+    assert smtp.messages == []
+
+
+@pytest.mark.parametrize("kind", ["no_such_kind"])
+def test_a_job_that_cannot_be_rendered_is_kept_for_retry(
+    session: Session, settings: Settings, engine: Engine, kind: str
+) -> None:
+    email_service.enqueue(session, kind=kind, payload={})
+    session.commit()
+    asyncio.run(make_worker(settings, engine).drain(max_batches=1))
+    [row] = session.exec(select(OutboxMessage)).all()
+    assert row.status == OutboxStatus.pending
+    assert "no renderer" in (row.last_error or "")
+
+
+def test_a_worker_that_lost_its_lease_does_not_overwrite_the_result(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
+) -> None:
+    queue_notes(session, 1)
+    slow = make_worker(settings, engine, name="slow")
+    [claim] = slow.claim(1)
+    # The slow worker's lease runs out; another worker takes the message and sends it.
+    session.execute(update(OutboxMessage).values(locked_until=utcnow() - timedelta(seconds=1)))
+    session.commit()
+    assert asyncio.run(make_worker(settings, engine, name="fast").drain()) == 1
+    smtp.wait_for(1)
+    # The slow worker finally reports a failure: it must not undo "sent".
+    slow.record_failure(claim, OSError("timed out"), permanent=True)
+    assert statuses(session) == ["sent"]

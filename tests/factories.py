@@ -1,0 +1,93 @@
+"""Small factories for test data."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from app.campaigns.models import Campaign
+from app.petitions.models import Petition, PetitionStatus, PetitionTarget
+from app.targets.models import Target
+
+_seq = itertools.count(1)
+
+
+def make_campaign(session: Session, **overrides: Any) -> Campaign:
+    n = next(_seq)
+    campaign = Campaign(
+        slug=overrides.pop("slug", f"campaign-{n}"),
+        default_locale="en",
+        translations={"en": {"name": f"Campaign {n}", "description": "A test campaign."}},
+        currencies=["EUR"],
+        **overrides,
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def make_petition(
+    session: Session,
+    *,
+    status: PetitionStatus = PetitionStatus.open,
+    locales: tuple[str, ...] = ("en",),
+    goal: int = 100,
+    opens_at: datetime | None = None,
+    closes_at: datetime | None = None,
+    slug: str | None = None,
+    with_target: bool = True,
+) -> Petition:
+    n = next(_seq)
+    campaign = make_campaign(session)
+    assert campaign.id is not None
+    petition = Petition(
+        campaign_id=campaign.id,
+        slug=slug or f"petition-{n}",
+        status=status,
+        goal=goal,
+        default_locale=locales[0],
+        translations={
+            loc: {
+                "title": f"Title {n} [{loc}]",
+                "summary": f"Summary [{loc}]",
+                "body": f"First paragraph [{loc}].\n\nSecond paragraph.",
+            }
+            for loc in locales
+        },
+        opens_at=opens_at,
+        closes_at=closes_at,
+    )
+    session.add(petition)
+    session.flush()
+    if with_target:
+        assert petition.id is not None
+        target = Target(
+            campaign_id=campaign.id,
+            key=f"t-{n}",
+            name="Minister of Tests",
+            role="Minister",
+            organisation="Ministry of Tests",
+            country="GB",
+            language="en",
+            email=f"minister-{n}@gov.example",
+        )
+        session.add(target)
+        session.flush()
+        assert target.id is not None
+        session.add(PetitionTarget(petition_id=petition.id, target_id=target.id))
+    session.commit()
+    return petition
+
+
+def signer(**overrides: Any) -> dict[str, Any]:
+    n = next(_seq)
+    data: dict[str, Any] = {
+        "name": "Olena Kovalenko",
+        "email": f"olena{n}@example.org",
+        "country": "UA",
+    }
+    data.update(overrides)
+    return data
