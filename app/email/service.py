@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -15,6 +16,13 @@ from app.signatures.validation import normalise_email
 
 
 @dataclass
+class Attachment:
+    filename: str
+    content: bytes
+    media_type: str  # e.g. "text/csv"
+
+
+@dataclass
 class EmailMessage:
     """A rendered e-mail, ready for fastapi-mail."""
 
@@ -23,8 +31,11 @@ class EmailMessage:
     text: str
     html: str
     to_name: str | None = None
-    reply_to: list[str] = field(default_factory=list)
+    reply_to: list[tuple[str, str]] = field(default_factory=list)  # (name, address)
     headers: dict[str, str] = field(default_factory=dict)
+    # Shown as "<from_name>" <MAIL_FROM>, e.g. a supporter's name on their letter.
+    from_name: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
 
 
 # A renderer builds the message for a job at send time, from the current state of the database,
@@ -50,21 +61,29 @@ def enqueue(
     payload: dict[str, Any],
     dedup_key: str | None = None,
     recipient: str | None = None,
-) -> bool:
-    """Queue an e-mail job in the caller's transaction.
+    not_before: datetime | None = None,
+) -> int | None:
+    """Queue an e-mail job in the caller's transaction; it is sent from `not_before` (now).
 
-    Returns False (and queues nothing) when a job with the same `dedup_key` already exists,
-    so retries and concurrent requests cannot queue the same message twice.
+    Returns the job's id, or None (and queues nothing) when a job with the same `dedup_key`
+    already exists, so retries and concurrent requests cannot queue the same message twice.
     """
     insert = dialect_insert(session)
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     stmt = (
         insert(table)  # Core, not the ORM-enabled insert: this runs for every signature
-        .values(kind=kind, payload=payload, dedup_key=dedup_key, recipient=recipient)
+        .values(
+            kind=kind,
+            payload=payload,
+            dedup_key=dedup_key,
+            recipient=recipient,
+            next_attempt_at=not_before or utcnow(),
+        )
         .on_conflict_do_nothing()
         .returning(table.c.id)
     )
-    return session.execute(stmt).scalar_one_or_none() is not None
+    new_id: int | None = session.execute(stmt).scalar_one_or_none()
+    return new_id
 
 
 # --- suppression: addresses that get no more campaign updates ----------------------------------

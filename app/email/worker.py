@@ -16,6 +16,9 @@ import random
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from email import encoders
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
 from email.utils import formataddr
 from typing import Any
 
@@ -32,7 +35,7 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.email import service as email_service
 from app.email.models import OutboxMessage, OutboxStatus, SuppressionReason
-from app.email.service import RENDERERS, EmailMessage
+from app.email.service import RENDERERS, Attachment, EmailMessage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,30 @@ def mail_config(settings: Settings, *, server: str, port: int) -> ConnectionConf
         USE_CREDENTIALS=bool(settings.MAIL_USERNAME),
         TIMEOUT=settings.MAIL_TIMEOUT,
     )
+
+
+def with_attachments(alternative: Any, attachments: list[Attachment]) -> MIMEMultipart:
+    """multipart/mixed: the text and HTML alternatives first, then each attachment.
+
+    (fastapi-mail would put attachments inside multipart/alternative, where mail clients
+    treat them as yet another version of the body.)
+    """
+    mixed = MIMEMultipart("mixed")
+    for name, value in alternative.items():
+        if name.lower() not in ("content-type", "mime-version", "content-transfer-encoding"):
+            mixed[name] = value
+    body = MIMEMultipart("alternative")
+    for part in alternative.get_payload():
+        body.attach(part)
+    mixed.attach(body)
+    for attachment in attachments:
+        main, _, sub = attachment.media_type.partition("/")
+        part = MIMEBase(main, sub)
+        part.set_payload(attachment.content)
+        encoders.encode_base64(part)
+        part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
+        mixed.attach(part)
+    return mixed
 
 
 def is_permanent(error: BaseException) -> bool:
@@ -225,10 +252,18 @@ class OutboxWorker:
             alternative_body=message.html,
             subtype=MessageType.plain,
             multipart_subtype=MultipartSubtypeEnum.alternative,
-            reply_to=message.reply_to,
             headers=message.headers or None,
         )
         mime: Any = await self.mailer.get_message(schema)
+        if message.attachments:
+            mime = with_attachments(mime, message.attachments)
+        if message.reply_to:
+            mime["Reply-To"] = ", ".join(
+                formataddr(pair, charset="utf-8") for pair in message.reply_to
+            )
+        if message.from_name:
+            del mime["From"]
+            mime["From"] = formataddr((message.from_name, self.settings.MAIL_FROM), "utf-8")
         del mime["To"]
         # formataddr encodes any name (commas, quotes, Hangul) safely (RFC 2047).
         mime["To"] = formataddr((message.to_name or "", message.to), charset="utf-8")
