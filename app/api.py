@@ -10,6 +10,8 @@ from app.donations import pages as donation_pages
 from app.donations import router as donations
 from app.email import pages as mailbox_pages
 from app.exports import router as exports
+from app.letters import pages as letter_pages
+from app.letters import router as letters
 from app.petitions import pages as petition_pages
 from app.petitions import router as petitions
 from app.rights import pages as rights_pages
@@ -27,6 +29,7 @@ api_router.include_router(stats.router)
 api_router.include_router(donations.router)
 api_router.include_router(auth.auth_router)
 api_router.include_router(rights.router)
+api_router.include_router(letters.router)
 
 # Everything under /api/v1/admin requires a signed-in user, whatever the route itself declares;
 # routes then check the user may manage the campaign concerned.
@@ -36,6 +39,7 @@ admin_router.include_router(campaign_admin.router)
 admin_router.include_router(exports.router)
 admin_router.include_router(updates.router)
 admin_router.include_router(abuse.router)
+admin_router.include_router(letters.admin_router)
 api_router.include_router(admin_router)
 
 page_router = APIRouter()
@@ -45,3 +49,4 @@ page_router.include_router(donation_pages.router)
 page_router.include_router(mailbox_pages.router)
 page_router.include_router(rights_pages.router)
 page_router.include_router(update_pages.router)
+page_router.include_router(letter_pages.router)

@@ -8,6 +8,13 @@ from app.auth.models import ApiToken, CampaignMember, LoginFailure, User
 from app.campaigns.models import Campaign
 from app.donations.models import Donation, DonationPayment, StripeEvent
 from app.email.models import OutboxMessage, Suppression
+from app.letters.models import (
+    Letter,
+    LetterBand,
+    LetterDelivery,
+    LetterTemplate,
+    PetitionDelivery,
+)
 from app.petitions.models import Petition, PetitionTarget
 from app.signatures.models import Signature, SignatureHourlyTally, SignatureTally
 from app.targets.models import Target, TargetGroup
@@ -20,7 +27,12 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "CampaignMember",
+    "Letter",
+    "LetterBand",
+    "LetterDelivery",
+    "LetterTemplate",
     "LoginFailure",
+    "PetitionDelivery",
     "PetitionUpdate",
     "SignatureHourlyTally",
     "Suppression",

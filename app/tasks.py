@@ -2,8 +2,16 @@
 
 from app.campaigns import tasks as campaign_tasks
 from app.donations import tasks as donation_tasks
+from app.letters import tasks as letter_tasks
 from app.rights import tasks as rights_tasks
 from app.signatures import tasks as signature_tasks
 from app.updates import tasks as update_tasks
 
-__all__ = ["campaign_tasks", "donation_tasks", "rights_tasks", "signature_tasks", "update_tasks"]
+__all__ = [
+    "campaign_tasks",
+    "donation_tasks",
+    "letter_tasks",
+    "rights_tasks",
+    "signature_tasks",
+    "update_tasks",
+]

@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     # Campaign updates are spread out at this many e-mails a minute.
     UPDATE_SEND_RATE_PER_MINUTE: int = Field(default=600, ge=1)
 
+    # Letters to officials. At most LETTER_DAILY_CAP_PER_TARGET supporter letters a day go to
+    # one official (the rest wait for a later day); a letter nearly identical to at least
+    # LETTER_DUPLICATE_LIMIT others of the last LETTER_DUPLICATE_WINDOW_DAYS is held for review.
+    LETTER_DAILY_CAP_PER_TARGET: int = Field(default=100, ge=1)
+    LETTER_DUPLICATE_LIMIT: int = Field(default=5, ge=1)
+    LETTER_DUPLICATE_WINDOW_DAYS: int = Field(default=7, ge=1)
+    # Fonts for printable (postal) letters, first choice first; "file#n" is font n of a .ttc.
+    PDF_FONTS: list[str] = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc#1",
+    ]
+
     # Donations (Stripe). Without STRIPE_SECRET_KEY the donate page says donations are off.
     STRIPE_SECRET_KEY: SecretStr = SecretStr("")
     STRIPE_WEBHOOK_SECRET: SecretStr = SecretStr("")

@@ -282,3 +282,72 @@ TARGET_GROUPS: list[dict[str, Any]] = [
         ],
     },
 ]
+
+# The supporter letter: the frame (Jinja, see README "Letter templates") around the supporter's
+# own text, and the text they start from, which they are asked to put in their own words.
+LETTER_TEMPLATES: dict[str, dict[str, str]] = {
+    "en": {
+        "subject": "Please protect the two captured North Korean soldiers from forced return",
+        "body": (
+            "Dear {{ target.name }},\n\n"
+            "{{ message }}\n\n"
+            "Yours sincerely,\n"
+            "{{ supporter.name }}\n"
+            "{% if supporter.city %}{{ supporter.city }}, {% endif %}{{ supporter.country }}\n"
+            "{{ date }}"
+        ),
+        "message": (
+            "I am writing about the two North Korean soldiers captured by Ukrainian forces in "
+            "the Kursk region in early 2025. Both have said they want to go to South Korea, and "
+            "Seoul has said it would accept them.\n\n"
+            "Soldiers sent back to North Korea risk enforced disappearance, torture, forced "
+            "labour or execution, and their families may be punished too. The principle of "
+            "non-refoulement forbids returning anyone to such a risk.\n\n"
+            "I ask you to make sure they are not handed over against their will, and to agree "
+            "their transfer to South Korea or a safe third country without delay."
+        ),
+    },
+    "ko": {
+        "subject": "포로가 된 북한군 병사 두 명의 강제 송환을 막아 주십시오",
+        "body": (
+            "{{ target.name }} 귀하,\n\n"
+            "{{ message }}\n\n"
+            "{{ supporter.name }} 드림\n"
+            "{% if supporter.city %}{{ supporter.city }}, {% endif %}{{ supporter.country }}\n"
+            "{{ date }}"
+        ),
+        "message": (
+            "2025년 초 쿠르스크 지역에서 우크라이나군에 포로로 잡힌 북한군 병사 두 명에 관해 "
+            "편지를 드립니다. 두 사람은 모두 한국으로 가기를 원한다고 밝혔고, 한국 정부는 이들을 "
+            "받아들이겠다고 했습니다.\n\n"
+            "북한으로 송환된 병사들은 강제 실종, 고문, 강제 노동, 처형의 위험에 처하며 가족까지 "
+            "처벌받을 수 있습니다. 강제송환금지 원칙은 누구도 이러한 위험으로 돌려보내서는 안 "
+            "된다고 말합니다.\n\n"
+            "두 사람이 본인의 뜻에 반해 넘겨지지 않도록, 그리고 한국이나 안전한 제3국으로의 이송이 "
+            "지체 없이 합의되도록 힘써 주시기를 요청합니다."
+        ),
+    },
+    "uk": {
+        "subject": (
+            "Захистіть двох полонених північнокорейських солдатів від примусового повернення"
+        ),
+        "body": (
+            "Шановний(а) {{ target.name }},\n\n"
+            "{{ message }}\n\n"
+            "З повагою,\n"
+            "{{ supporter.name }}\n"
+            "{% if supporter.city %}{{ supporter.city }}, {% endif %}{{ supporter.country }}\n"
+            "{{ date }}"
+        ),
+        "message": (
+            "Пишу щодо двох північнокорейських солдатів, яких українські сили взяли в полон у "
+            "Курській області на початку 2025 року. Обидва сказали, що хочуть поїхати до "
+            "Південної Кореї, і Сеул заявив, що готовий їх прийняти.\n\n"
+            "Солдатам, повернутим до Північної Кореї, загрожують насильницьке зникнення, "
+            "катування, примусова праця або страта, а їхні родини також можуть бути покарані. "
+            "Принцип non-refoulement забороняє повертати будь-кого під таку загрозу.\n\n"
+            "Прошу вас подбати, щоб їх не передали проти їхньої волі, і без зволікань погодити "
+            "їхню передачу до Південної Кореї або безпечної третьої країни."
+        ),
+    },
+}

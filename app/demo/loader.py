@@ -6,6 +6,7 @@ from sqlmodel import Session, select
 
 from app.campaigns.models import Campaign
 from app.demo import content
+from app.letters.models import LetterTemplate, TemplateKind
 from app.petitions.models import Petition, PetitionStatus, PetitionTarget
 from app.targets.models import DeliveryChannel, Target, TargetGroup
 
@@ -69,5 +70,16 @@ def load_demo(session: Session) -> bool:
                 PetitionTarget(petition_id=petition.id, target_id=target.id, position=position)
             )
             position += 1
+    for language, template in content.LETTER_TEMPLATES.items():
+        session.add(
+            LetterTemplate(
+                campaign_id=campaign.id,
+                kind=TemplateKind.supporter,
+                language=language,
+                subject=template["subject"],
+                body=template["body"],
+                message=template["message"],
+            )
+        )
     session.flush()
     return True

@@ -1,0 +1,1 @@
+"""Letters to officials: templates, supporter letters, petition delivery and the delivery log."""

@@ -1,0 +1,183 @@
+"""E-mails of the letters domain, rendered by the outbox worker at send time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from app.core.config import Settings
+from app.core.i18n import translate
+from app.core.templating import render_email
+from app.email.service import Attachment, EmailMessage, renderer
+from app.letters import defaults, engine
+from app.letters import service as letter_service
+from app.letters.models import (
+    DeliveryState,
+    Letter,
+    LetterDelivery,
+    LetterStatus,
+    PetitionDelivery,
+    TemplateKind,
+)
+from app.petitions.models import Petition
+from app.targets.models import Target
+
+
+@renderer("letter_confirmation")
+def confirmation(
+    session: Session, payload: dict[str, Any], settings: Settings
+) -> EmailMessage | None:
+    letter = session.get(Letter, payload["letter_id"])
+    if letter is None or letter.status != LetterStatus.unconfirmed:
+        return None  # confirmed or replaced meanwhile
+    petition = session.get(Petition, letter.petition_id)
+    if petition is None:
+        return None
+    assert letter.id is not None
+    locale = payload.get("locale") or letter.locale
+
+    def t(key: str, **values: Any) -> str:
+        return translate(locale, key, **values)
+
+    text_locale = locale if locale in petition.translations else petition.default_locale
+    title = petition.text(text_locale)["title"]
+    token = letter_service.confirmation_token(settings, letter_id=letter.id)
+    text, html = render_email(
+        "letter_confirmation",
+        t=t,
+        locale=locale,
+        name=letter.name,
+        title=title,
+        held=letter.held_reason is not None,
+        confirm_url=settings.public_url(f"/letters/confirm/{token}?lang={locale}"),
+        ttl_days=max(1, settings.CONFIRMATION_TOKEN_TTL_HOURS // 24),
+    )
+    return EmailMessage(
+        to=letter.email,
+        to_name=letter.name,
+        subject=t("letters.email.subject", title=title),
+        text=text,
+        html=html,
+        headers={"Content-Language": locale},
+    )
+
+
+def delivery_template(
+    session: Session, *, petition: Petition, language: str
+) -> tuple[str, str, str]:
+    """(language, subject, body) of the delivery letter for a target writing in `language`:
+    the campaign's template in that language, else the built-in one, else English."""
+    for candidate in dict.fromkeys([language, language.split("-")[0]]):
+        saved = letter_service.find_template(
+            session,
+            campaign_id=petition.campaign_id,
+            kind=TemplateKind.delivery,
+            language=candidate,
+        )
+        if saved is not None:
+            return candidate, saved.subject, saved.body
+        if candidate in defaults.DELIVERY:
+            return candidate, *defaults.DELIVERY[candidate]
+    saved = letter_service.find_template(
+        session, campaign_id=petition.campaign_id, kind=TemplateKind.delivery, language="en"
+    )
+    if saved is not None:
+        return "en", saved.subject, saved.body
+    return "en", *defaults.DELIVERY["en"]
+
+
+def render_delivery(
+    session: Session, delivery: LetterDelivery, settings: Settings
+) -> tuple[engine.Rendered, Target, Letter | None, PetitionDelivery | None, Petition] | None:
+    """The letter of a delivery as its target receives it (e-mail, or the printed PDF)."""
+    if delivery.state == DeliveryState.cancelled:
+        return None
+    target = session.get(Target, delivery.target_id)
+    petition = session.get(Petition, delivery.petition_id)
+    if target is None or petition is None:
+        return None
+    if delivery.letter_id is not None:
+        letter = session.get(Letter, delivery.letter_id)
+        if letter is None or letter.status != LetterStatus.confirmed:
+            return None
+        template = letter_service.supporter_template(
+            session, petition=petition, locale=letter.locale
+        )
+        if template is None:
+            return None  # the campaign withdrew its letter template
+        context = letter_service.letter_context(
+            session,
+            settings=settings,
+            petition=petition,
+            target=target,
+            language=template.language,
+        )
+        context.update(letter_service.supporter_vars(letter, template.language))
+        return (
+            engine.render(template.subject, template.body, context),
+            target,
+            letter,
+            None,
+            petition,
+        )
+    petition_delivery = session.get(PetitionDelivery, delivery.petition_delivery_id)
+    if petition_delivery is None:
+        return None
+    language, subject, body = delivery_template(
+        session, petition=petition, language=target.language
+    )
+    context = letter_service.letter_context(
+        session,
+        settings=settings,
+        petition=petition,
+        target=target,
+        language=language,
+        today=petition_delivery.created_at.date(),
+    )
+    context["delivery"] = letter_service.delivery_vars(petition_delivery, petition, language)
+    return engine.render(subject, body, context), target, None, petition_delivery, petition
+
+
+@renderer("letter")
+def letter(session: Session, payload: dict[str, Any], settings: Settings) -> EmailMessage | None:
+    delivery = session.get(LetterDelivery, payload["delivery_id"])
+    if delivery is None:
+        return None
+    rendered = render_delivery(session, delivery, settings)
+    if rendered is None:
+        return None
+    content, target, supporter_letter, petition_delivery, petition = rendered
+    if target.retired_at is not None or not target.email:
+        return None  # no longer addressed, or no longer reachable by e-mail
+    message = EmailMessage(
+        to=target.email,
+        to_name=target.name,
+        subject=content.subject,
+        text=content.text,
+        html=content.html,
+        headers={"Content-Language": target.language},
+    )
+    if supporter_letter is not None:
+        # The official answers the supporter, not us.
+        message.reply_to = [(supporter_letter.name, supporter_letter.email)]
+        message.from_name = translate(
+            supporter_letter.locale,
+            "letters.via",
+            name=supporter_letter.name,
+            site=settings.MAIL_FROM_NAME,
+        )
+    if petition_delivery is not None:
+        message.attachments = [
+            Attachment(
+                filename=letter_service.annex_filename(petition, petition_delivery.number),
+                content=letter_service.annex(petition_delivery),
+                media_type="text/csv",
+            ),
+            Attachment(
+                filename="manifest.json",
+                content=letter_service.manifest(petition_delivery, petition, settings),
+                media_type="application/json",
+            ),
+        ]
+    return message
