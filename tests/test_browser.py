@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.demo.content import PETITION
-from tests.conftest import ROOT, LiveServer, Mailbox, confirm_link
+from tests.conftest import ROOT, LiveServer, Mailbox, body_text, confirm_link
 
 pytestmark = pytest.mark.browser
 
@@ -90,9 +90,10 @@ def test_supporter_signs_in_korean_and_confirms_by_email(
             expect(count).to_have_text(_count_text(0))
 
             # 2. A first attempt with a mistyped e-mail and no country.
-            page.get_by_label(KO["form.name"]).fill("김민지")
-            page.get_by_label(KO["form.email"]).fill("not-an-email")
-            page.get_by_role("button", name=KO["form.submit"]).click()
+            form = page.locator("#sign")  # (the letter form below has fields of its own)
+            form.get_by_label(KO["form.name"]).fill("김민지")
+            form.get_by_label(KO["form.email"]).fill("not-an-email")
+            form.get_by_role("button", name=KO["form.submit"]).click()
             expect(page.locator("#e-email")).to_have_text(KO["errors.email_invalid"])
             expect(page.locator("#e-country")).to_have_text(KO["errors.country_invalid"])
             expect(page.locator("#f-email")).to_have_attribute("aria-invalid", "true")
@@ -100,11 +101,11 @@ def test_supporter_signs_in_korean_and_confirms_by_email(
             expect(page.locator("#e-name")).to_have_count(0)
 
             # 3. Fix the fields, by their labels, as a person would, and sign.
-            page.get_by_label(KO["form.name"]).fill("김민지")
-            page.get_by_label(KO["form.email"]).fill("minji.kim@example.org")
-            page.get_by_label(KO["form.country"]).select_option("KR")
-            page.get_by_label(KO["form.consent_updates"]).check()
-            page.get_by_role("button", name=KO["form.submit"]).click()
+            form.get_by_label(KO["form.name"]).fill("김민지")
+            form.get_by_label(KO["form.email"]).fill("minji.kim@example.org")
+            form.get_by_label(KO["form.country"]).select_option("KR")
+            form.get_by_label(KO["form.consent_updates"]).check()
+            form.get_by_role("button", name=KO["form.submit"]).click()
             page.wait_for_url(f"**/petitions/{SLUG}/thanks*")
             assert f"/petitions/{SLUG}/thanks" in page.url
             expect(page.locator("h1")).to_have_text(KO["thanks.title"])
@@ -134,5 +135,65 @@ def test_supporter_signs_in_korean_and_confirms_by_email(
             screenshot = tmp_path / "petition.png"
             page.screenshot(path=str(screenshot), full_page=True)
             assert screenshot.stat().st_size > 0
+        finally:
+            browser.close()
+
+
+UK: dict[str, str] = {
+    **json.loads((ROOT / "app" / "locales" / "uk.json").read_text("utf-8")),
+    **json.loads((ROOT / "app" / "locales" / "letters.uk.json").read_text("utf-8")),
+}
+
+
+def test_supporter_writes_to_an_official_in_ukrainian_and_confirms_by_email(
+    live_server: LiveServer,
+    smtp: Mailbox,
+    outbox: Callable[..., int],
+    demo: Any,
+) -> None:
+    _require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(10_000)
+            page.goto(f"{live_server.url}/petitions/{SLUG}?lang=uk")
+            letter = page.locator("#write")
+            expect(letter.get_by_role("heading")).to_have_text(UK["letters.heading"])
+            # Every official is ticked to start with; this supporter writes to one.
+            for box in letter.get_by_role("checkbox").all():
+                box.uncheck()
+            letter.get_by_label("Minister of Unification", exact=False).check()
+            letter.get_by_label(UK["form.name"]).fill("Олена Коваленко")
+            letter.get_by_label(UK["form.email"]).fill("olena.k@example.org")
+            letter.get_by_label(UK["letters.city"]).fill("Львів")
+            letter.get_by_label(UK["form.country"]).select_option("UA")
+            text = letter.get_by_label(UK["letters.message"])
+            starting = text.input_value()  # the campaign's text, to put in one's own words
+            assert starting.startswith("Пишу щодо двох")
+            text.fill("Мій дід теж був військовополоненим. " + starting)
+            letter.get_by_role("button", name=UK["letters.submit"]).click()
+            page.wait_for_url(f"**/petitions/{SLUG}/letter-sent*")
+            expect(page.locator("h1")).to_have_text(UK["letters.thanks.title"])
+
+            assert _run_outbox(outbox) == 1
+            [message] = smtp.wait_for(1)
+            link = next(
+                line.strip()
+                for line in body_text(message).splitlines()
+                if "/letters/confirm/" in line
+            )
+            page.goto(live_server.url + link.removeprefix("http://testserver"))
+            page.get_by_role("button", name=UK["letters.confirm.button"]).click()
+            expect(page.locator("h1")).to_have_text(UK["letters.confirmed.title"])
+            assert _run_outbox(outbox) == 1
+            [sent] = smtp.to("unification@korea.example")
+            assert sent["Reply-To"].addresses[0].addr_spec == "olena.k@example.org"
+            body = body_text(sent)
+            assert "Мій дід теж був військовополоненим." in body
         finally:
             browser.close()

@@ -1,0 +1,186 @@
+"""Organisers deliver a petition to its officials: count, per-country summary, annex, manifest."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from email.message import EmailMessage
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from app.core.config import Settings
+from app.petitions.models import Petition
+from app.signatures import service as signature_service
+from app.signatures.models import SignatureCreate
+from tests.conftest import Account, Mailbox, body_text
+
+SIGNERS = [
+    ("Olena Kovalenko", "olena@example.org", "UA"),
+    ("Kim Min-jun", "minjun@example.org", "KR"),
+    ("Park Ji-woo", "jiwoo@example.org", "KR"),
+    ("=cmd|' /C calc'!A0", "formula@example.org", "GB"),  # stored before validation existed
+]
+
+
+def confirmed_signatures(session: Session, settings: Settings, petition: Petition) -> None:
+    for name, email, country in SIGNERS:
+        data = SignatureCreate.model_construct(
+            name=name, email=email, country=country, postcode="01001", consent_updates=False
+        )
+        signature_service.sign(
+            session, petition=petition, data=data, locale="en", settings=settings
+        )
+    session.commit()
+    from sqlmodel import select
+
+    from app.signatures.models import Signature
+
+    for signature in session.exec(select(Signature)).all():
+        assert signature.id is not None
+        token = signature_service.confirmation_token(settings, signature_id=signature.id)
+        signature_service.confirm(session, token=token, settings=settings)
+    session.commit()
+
+
+def attachments(message: EmailMessage) -> dict[str, bytes]:
+    found = {}
+    for part in message.iter_attachments():
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        found[str(part.get_filename())] = payload
+    return found
+
+
+def deliver(client: TestClient, account: Account, slug: str, **body: Any) -> Any:
+    return client.post(
+        f"/api/v1/admin/petitions/{slug}/deliveries", json=body, headers=account.headers
+    )
+
+
+def test_delivery_sends_each_official_the_count_summary_annex_and_manifest(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+) -> None:
+    confirmed_signatures(session, settings, demo)
+    smtp.clear()
+    response = deliver(client, admin, demo.slug)
+    assert response.status_code == 201, response.text
+    delivery = response.json()
+    assert delivery["number"] == 1 and delivery["confirmed_count"] == 4
+    assert delivery["countries"][0] == {"country": "KR", "count": 2}
+    assert delivery["annex_rows"] == 4 and delivery["annex_fields"] == ["name", "country"]
+    assert len(delivery["letters"]) == 5  # the demo petition's five officials
+    outbox()
+    smtp.wait_for(5)
+    [to_president] = smtp.to("president@ukraine.example")
+    text = body_text(to_president)
+    # The President's letter is in Ukrainian (the target's language), with the count and summary.
+    assert to_president["Subject"].startswith("Петиція:")
+    assert "4 людей" in text and "Південна Корея: 2" in text
+    assert delivery["annex_sha256"] in text
+    files = attachments(to_president)
+    annex_name = f"{demo.slug}-signatures-1.csv"
+    assert set(files) == {annex_name, "manifest.json"}
+    annex = files[annex_name]
+    manifest = json.loads(files["manifest.json"])
+    # The recipient can check the annex: its SHA-256 is the manifest's.
+    assert hashlib.sha256(annex).hexdigest() == manifest["annex"]["sha256"]
+    assert manifest["annex"]["rows"] == 4 and manifest["confirmed_count"] == 4
+    rows = list(csv.reader(io.StringIO(annex.decode())))
+    assert rows[0] == ["name", "country"]
+    assert ["Olena Kovalenko", "UA"] in rows
+    assert ["'=cmd|' /C calc'!A0", "GB"] in rows  # no formula reaches a spreadsheet
+    assert "@" not in annex.decode()  # no e-mail address goes to an official
+    # Every official got the same annex.
+    [to_eu] = smtp.to("hr-vp@eu.example")
+    assert attachments(to_eu)[annex_name] == annex
+    assert to_eu["Subject"].startswith("Petition:")
+    # The organiser can fetch the annex too, byte for byte.
+    fetched = client.get(
+        f"/api/v1/admin/petitions/{demo.slug}/deliveries/1/annex.csv", headers=admin.headers
+    )
+    assert fetched.content == annex
+    listed = client.get(
+        f"/api/v1/admin/petitions/{demo.slug}/deliveries", headers=admin.headers
+    ).json()
+    assert {letter["state"] for letter in listed["data"][0]["letters"]} == {"sent"}
+
+
+def test_delivering_again_sends_nothing_unless_a_new_delivery_is_asked_for(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+) -> None:
+    confirmed_signatures(session, settings, demo)
+    first = deliver(client, admin, demo.slug)
+    assert first.status_code == 201
+    outbox()
+    smtp.wait_for(5)
+    again = deliver(client, admin, demo.slug)
+    assert again.status_code == 200
+    assert again.json()["number"] == 1
+    outbox()
+    assert len(smtp.messages) == 5
+    new = deliver(client, admin, demo.slug, new=True, annex_fields=["postcode"])
+    assert new.status_code == 201
+    assert new.json()["number"] == 2
+    assert new.json()["annex_fields"] == ["name", "country", "postcode"]
+    outbox()
+    smtp.wait_for(10)
+    [latest] = [m for m in smtp.to("mofa@korea.example") if "signatures-2.csv" in str(m)]
+    annex = attachments(latest)[f"{demo.slug}-signatures-2.csv"].decode()
+    assert annex.splitlines()[0] == "name,country,postcode"
+
+
+def test_a_delivery_survives_an_smtp_outage(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+) -> None:
+    confirmed_signatures(session, settings, demo)
+    assert deliver(client, admin, demo.slug).status_code == 201
+    smtp.refuse_with = "421 4.3.2 service shutting down"
+    outbox()
+    log = client.get(f"/api/v1/admin/petitions/{demo.slug}/letters", headers=admin.headers).json()[
+        "data"
+    ]
+    assert {(e["state"], e["kind"]) for e in log} == {("queued", "petition")}
+    assert all("421" in e["reason"] for e in log)
+    smtp.refuse_with = None
+    import time
+
+    time.sleep(0.3)
+    outbox()
+    smtp.wait_for(5)
+    log = client.get(f"/api/v1/admin/petitions/{demo.slug}/letters", headers=admin.headers).json()[
+        "data"
+    ]
+    assert {e["state"] for e in log} == {"sent"}
+
+
+def test_a_petition_without_officials_cannot_be_delivered(
+    client: TestClient, admin: Account, session: Session
+) -> None:
+    from tests.factories import make_petition
+
+    petition = make_petition(session, with_target=False)
+    response = deliver(client, admin, petition.slug)
+    assert response.status_code == 409
+    assert response.json()["title"] == "The petition has no official to deliver it to"
