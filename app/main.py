@@ -20,6 +20,7 @@ from app.core.db import make_engine
 from app.core.errors import ProblemError, document_problems, install_problem_handlers
 from app.core.logging import configure_logging
 from app.core.templating import page_templates
+from app.signatures.batch import SigningBatcher
 
 
 def _wants_html(request: Request) -> bool:
@@ -62,9 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.LOG_LEVEL)
     engine = make_engine(settings.DATABASE_URL)
 
+    signing = SigningBatcher(engine, settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        signing.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.signing = signing
     install_problem_handlers(app)
     document_problems(app)
 

@@ -9,6 +9,7 @@ import hmac
 import ipaddress
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,53 +86,87 @@ def _window_counts(
     return int(row[0]), int(row[1])
 
 
-def hold_reason(
-    session: Session,
-    *,
-    settings: Settings,
-    source: SigningSource,
-    ip_digest: str | None,
-    domain: str,
-    email_normalised: str,
-) -> str | None:
-    """Why this signature should be held instead of confirmed, or None to let it through."""
-    if source.honeypot:
-        return "honeypot"
+@dataclass(frozen=True)
+class HoldCheck:
+    """One signature to check: where it came from and who signs."""
+
+    source: SigningSource
+    ip_digest: str | None
+    domain: str
+    email_normalised: str
+
+
+def hold_reasons(
+    session: Session, *, settings: Settings, checks: list[HoldCheck]
+) -> list[str | None]:
+    """For each signature of a batch, why it should be held instead of confirmed (or None).
+
+    Each source's recent signatures are counted once per batch; the batch's own signatures
+    count towards the limits of those after them, as if they had come one by one.
+    """
     rules = _rules(session, cache_seconds=settings.CACHE_SECONDS)
-    actions = {rules.get((RuleKind.domain, domain)), rules.get((RuleKind.email, email_normalised))}
-    if ip_digest:
-        actions.add(rules.get((RuleKind.ip, ip_digest)))
+    now = utcnow()
+    windows: dict[tuple[str, str], list[int]] = {}
+
+    def window(column: Any, value: str, per_minute: int, per_hour: int) -> list[int]:
+        key = (column.key, value)
+        if key not in windows:
+            windows[key] = list(
+                _window_counts(
+                    session, column, value, now=now, per_minute=per_minute, per_hour=per_hour
+                )
+            )
+        return windows[key]
+
+    reasons: list[str | None] = []
+    for check in checks:
+        reasons.append(_hold_reason(check, settings, rules, window))
+    return reasons
+
+
+def _hold_reason(
+    check: HoldCheck,
+    settings: Settings,
+    rules: dict[tuple[str, str], str],
+    window: Callable[[Any, str, int, int], list[int]],
+) -> str | None:
+    if check.source.honeypot:
+        return "honeypot"
+    actions = {
+        rules.get((RuleKind.domain, check.domain)),
+        rules.get((RuleKind.email, check.email_normalised)),
+    }
+    if check.ip_digest:
+        actions.add(rules.get((RuleKind.ip, check.ip_digest)))
     if RuleAction.block in actions:
         return "blocked"
     if RuleAction.allow in actions:
         return None
-    now = utcnow()
-    if ip_digest:
-        minute, hour = _window_counts(
-            session,
+    reason = None
+    if check.ip_digest:
+        ip = window(
             col(Signature.ip_hash),
-            ip_digest,
-            now=now,
-            per_minute=settings.RATE_LIMIT_IP_PER_MINUTE,
-            per_hour=settings.RATE_LIMIT_IP_PER_HOUR,
+            check.ip_digest,
+            settings.RATE_LIMIT_IP_PER_MINUTE,
+            settings.RATE_LIMIT_IP_PER_HOUR,
         )
-        if minute >= settings.RATE_LIMIT_IP_PER_MINUTE or hour >= settings.RATE_LIMIT_IP_PER_HOUR:
-            return "rate-ip"
-    if domain not in settings.RATE_LIMIT_DOMAIN_EXEMPT:
-        minute, hour = _window_counts(
-            session,
+        if ip[0] >= settings.RATE_LIMIT_IP_PER_MINUTE or ip[1] >= settings.RATE_LIMIT_IP_PER_HOUR:
+            reason = "rate-ip"
+        ip[0], ip[1] = ip[0] + 1, ip[1] + 1  # this signature is stored, held or not
+    if check.domain not in settings.RATE_LIMIT_DOMAIN_EXEMPT:
+        domain = window(
             col(Signature.email_domain),
-            domain,
-            now=now,
-            per_minute=settings.RATE_LIMIT_DOMAIN_PER_MINUTE,
-            per_hour=settings.RATE_LIMIT_DOMAIN_PER_HOUR,
+            check.domain,
+            settings.RATE_LIMIT_DOMAIN_PER_MINUTE,
+            settings.RATE_LIMIT_DOMAIN_PER_HOUR,
         )
-        if (
-            minute >= settings.RATE_LIMIT_DOMAIN_PER_MINUTE
-            or hour >= settings.RATE_LIMIT_DOMAIN_PER_HOUR
+        if reason is None and (
+            domain[0] >= settings.RATE_LIMIT_DOMAIN_PER_MINUTE
+            or domain[1] >= settings.RATE_LIMIT_DOMAIN_PER_HOUR
         ):
-            return "rate-domain"
-    return None
+            reason = "rate-domain"
+        domain[0], domain[1] = domain[0] + 1, domain[1] + 1
+    return reason
 
 
 def check_captcha(settings: Settings, *, token: str | None, ip: str | None) -> None:

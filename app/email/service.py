@@ -86,6 +86,19 @@ def enqueue(
     return new_id
 
 
+def enqueue_many(session: Session, jobs: list[dict[str, Any]]) -> None:
+    """Queue several e-mail jobs (each with kind, payload, dedup_key, recipient) in one
+    statement; jobs whose dedup_key exists already are skipped."""
+    if not jobs:
+        return
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    session.execute(
+        dialect_insert(session)(table).on_conflict_do_nothing(),
+        [{**job, "next_attempt_at": now} for job in jobs],
+    )
+
+
 # --- suppression: addresses that get no more campaign updates ----------------------------------
 
 

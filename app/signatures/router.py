@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
+from app.core.config import Settings
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Problem
 from app.core.http import json_response
-from app.core.i18n import negotiate
-from app.petitions import service as petition_service
 from app.signatures import service as signature_service
+from app.signatures.batch import SigningBatcher
 from app.signatures.models import ConfirmRequest, ConfirmResult, SignatureAccepted, SignatureCreate
 
 router = APIRouter(tags=["signatures"])
@@ -20,40 +23,37 @@ router = APIRouter(tags=["signatures"])
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 
 
+ACCEPTED = b'{"status":"pending_confirmation"}'
+
+
 @router.post(
     "/petitions/{slug}/signatures",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SignatureAccepted,
-    responses={404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+    responses={404: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM},
 )
-def sign_petition(
-    slug: str, body: SignatureCreate, request: Request, session: SessionDep, settings: SettingsDep
-) -> JSONResponse:
+async def sign_petition(slug: str, body: SignatureCreate, request: Request) -> Response:
     """Sign a petition. The signature counts once its e-mail address is confirmed.
 
-    The answer is the same whether or not this address has signed before.
+    The answer is the same whether or not this address has signed before. It comes once the
+    signature is committed (several concurrent signatures share a commit: app/signatures/batch).
     """
-    petition = petition_service.get_public(
-        session, slug=slug, cache_seconds=request.app.state.settings.CACHE_SECONDS
-    )
-    petition_service.ensure_accepting(petition)
-    locale = negotiate(
-        query=body.locale,
-        accept_language=request.headers.get("accept-language"),
-        available=petition.locales,
-        default=petition.default_locale,
-    )
+    settings: Settings = request.app.state.settings
     ip = request.client.host if request.client else None
-    abuse_service.check_captcha(settings, token=body.captcha_token, ip=ip)
-    signature_service.sign(
-        session,
-        petition=petition,
-        data=body,
-        locale=locale,
-        settings=settings,
-        source=SigningSource(ip=ip),
+    if settings.CAPTCHA_PROVIDER:  # a call to the provider: not on the event loop
+        await run_in_threadpool(
+            abuse_service.check_captcha, settings, token=body.captcha_token, ip=ip
+        )
+    batcher: SigningBatcher = request.app.state.signing
+    await asyncio.wrap_future(
+        batcher.submit(
+            slug=slug,
+            data=body,
+            accept_language=request.headers.get("accept-language"),
+            source=SigningSource(ip=ip),
+        )
     )
-    return json_response(SignatureAccepted(), status_code=status.HTTP_202_ACCEPTED)
+    return Response(ACCEPTED, status_code=202, media_type="application/json")
 
 
 @router.post(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import func, update
@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 CONFIRM_PURPOSE = "confirm-signature"
 
 
+@dataclass(frozen=True)
+class SignRequest:
+    petition: Petition
+    data: SignatureCreate
+    locale: str
+    source: SigningSource = field(default_factory=SigningSource)
+
+
 def sign(
     session: Session,
     *,
@@ -41,70 +49,94 @@ def sign(
     settings: Settings,
     source: SigningSource | None = None,
 ) -> None:
-    """Record a pending signature and queue its confirmation e-mail.
+    """Record one pending signature and queue its confirmation e-mail (see sign_many)."""
+    sign_many(
+        session,
+        [SignRequest(petition, data, locale, source or SigningSource())],
+        settings=settings,
+    )
 
-    The abuse controls may hold it instead (status suspect, no e-mail) when it comes from a
-    honeypot, a blocked source or a source over its rate limits; the answer is the same.
 
-    The caller must have checked that the petition takes signatures. A second attempt with the
+def sign_many(session: Session, requests: list[SignRequest], *, settings: Settings) -> None:
+    """Record pending signatures and queue their confirmation e-mails, in a few statements.
+
+    The abuse controls may hold a signature instead (status suspect, no e-mail) when it comes
+    from a honeypot, a blocked source or a source over its rate limits; the answer is the same.
+
+    The caller must have checked that each petition takes signatures. A second attempt with the
     same (normalised) e-mail creates nothing and queues either another confirmation e-mail (if
     the first is still unconfirmed, up to MAX_CONFIRMATION_SENDS in all) or an "already signed"
     e-mail, so the response never reveals whether someone has signed. The unique constraint
-    makes this hold under concurrent requests too.
+    makes this hold under concurrent requests (and within one batch) too.
     """
-    assert petition.id is not None
-    source = source or SigningSource()
-    email_normalised = normalise_email(data.email)
-    domain = email_normalised.rpartition("@")[2]
-    ip_digest = abuse_service.ip_hash(settings, source.ip) if source.ip else None
-    held = abuse_service.hold_reason(
-        session,
-        settings=settings,
-        source=source,
-        ip_digest=ip_digest,
-        domain=domain,
-        email_normalised=email_normalised,
-    )
-    insert = dialect_insert(session)
+    checks = []
+    for request in requests:
+        email_normalised = normalise_email(request.data.email)
+        ip = request.source.ip
+        checks.append(
+            abuse_service.HoldCheck(
+                source=request.source,
+                ip_digest=abuse_service.ip_hash(settings, ip) if ip else None,
+                domain=email_normalised.rpartition("@")[2],
+                email_normalised=email_normalised,
+            )
+        )
+    holds = abuse_service.hold_reasons(session, settings=settings, checks=checks)
+    now = utcnow()
+    rows = [
+        {
+            "petition_id": request.petition.id,
+            "name": request.data.name,
+            "email": request.data.email,
+            "email_normalised": check.email_normalised,
+            "country": request.data.country,
+            "postcode": request.data.postcode,
+            "consent_updates": request.data.consent_updates,
+            "locale": request.locale,
+            "status": SignatureStatus.suspect if held else SignatureStatus.pending,
+            "held_reason": held,
+            "ip_hash": check.ip_digest,
+            "email_domain": check.domain,
+            "created_at": now,
+            "confirmation_sends": 1,
+        }
+        for request, check, held in zip(requests, checks, holds, strict=True)
+    ]
     # Core insert on the table, not the ORM-enabled one: this is the hot path of a surge.
+    # Several rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
     table = Signature.__table__  # type: ignore[attr-defined]
-    new_id = session.execute(
-        insert(table)
-        .values(
-            petition_id=petition.id,
-            name=data.name,
-            email=data.email,
-            email_normalised=email_normalised,
-            country=data.country,
-            postcode=data.postcode,
-            consent_updates=data.consent_updates,
-            locale=locale,
-            status=SignatureStatus.suspect if held else SignatureStatus.pending,
-            held_reason=held,
-            ip_hash=ip_digest,
-            email_domain=domain,
-            created_at=utcnow(),
-            confirmation_sends=1,
-        )
+    inserted = session.execute(
+        dialect_insert(session)(table)
         .on_conflict_do_nothing(index_elements=["petition_id", "email_normalised"])
-        .returning(table.c.id)
-    ).scalar_one_or_none()
-    if new_id is not None and held:
-        log.info("signature %s held: %s", new_id, held)
-        return
-    if new_id is not None:
-        email_service.enqueue(
-            session,
-            kind="signature_confirmation",
-            payload={"signature_id": new_id},
-            dedup_key=f"signature-confirmation:{new_id}:1",
-            recipient=data.email,
-        )
-        return
+        .returning(table.c.id, table.c.petition_id, table.c.email_normalised),
+        rows,
+    ).all()
+    new_ids = {(petition_id, email): id_ for id_, petition_id, email in inserted}
+    confirmations = []
+    for request, check, held in zip(requests, checks, holds, strict=True):
+        new_id = new_ids.pop((request.petition.id, check.email_normalised), None)
+        if new_id is not None and held:
+            log.info("signature %s held: %s", new_id, held)
+        elif new_id is not None:
+            confirmations.append(
+                {
+                    "kind": "signature_confirmation",
+                    "payload": {"signature_id": new_id},
+                    "dedup_key": f"signature-confirmation:{new_id}:1",
+                    "recipient": request.data.email,
+                }
+            )
+        else:  # signed before (or twice in this batch)
+            _signed_again(session, request, check.email_normalised, settings=settings)
+    email_service.enqueue_many(session, confirmations)
 
+
+def _signed_again(
+    session: Session, request: SignRequest, email_normalised: str, *, settings: Settings
+) -> None:
     existing = session.execute(
         select(Signature.id, Signature.status, Signature.email).where(
-            Signature.petition_id == petition.id,
+            Signature.petition_id == request.petition.id,
             Signature.email_normalised == email_normalised,
         )
     ).one()

@@ -1,0 +1,156 @@
+"""Group commit for the signing API: concurrent signatures share one transaction.
+
+In a surge most of a signature's cost is per transaction, not per row: a BEGIN, two INSERTs and
+a COMMIT (with its WAL flush) on one connection, and the Python around each. So each server
+process has one writer thread that takes every signature waiting at that moment and records
+them together (sign_many), commits once, then answers each request. Under light load a batch is
+one signature and nothing waits; under heavy load batches grow by themselves while the previous
+commit is flushing, as PostgreSQL's own group commit does. A request is answered 202 only after
+the commit that holds its signature: a failed commit answers every request of its batch with
+an error (503 when the database is unreachable), so nothing answered as accepted is lost.
+
+It is per-process state only in the sense of a queue of requests in flight: two servers each
+have their own, and the database's unique constraint keeps one signature per person.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from app.abuse.service import SigningSource
+from app.core.config import Settings
+from app.core.errors import ProblemError
+from app.core.i18n import negotiate
+from app.petitions import service as petition_service
+from app.signatures import service as signature_service
+from app.signatures.models import SignatureCreate
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+
+
+@dataclass
+class SignJob:
+    slug: str
+    data: SignatureCreate
+    accept_language: str | None
+    source: SigningSource
+    future: Future[None] = field(default_factory=Future)
+
+
+class SigningBatcher:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._queue: queue.SimpleQueue[SignJob | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(
+        self,
+        *,
+        slug: str,
+        data: SignatureCreate,
+        accept_language: str | None,
+        source: SigningSource,
+    ) -> Future[None]:
+        """Queue a signature; the future resolves once it is committed (or fails)."""
+        job = SignJob(slug=slug, data=data, accept_language=accept_language, source=source)
+        self._ensure_started()
+        self._queue.put(job)
+        return job.future
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="chorus-signing", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = [first]
+            stop = False
+            while len(jobs) < MAX_BATCH:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                jobs.append(job)
+            try:
+                self._record(jobs)
+            except BaseException as exc:  # never leave a request waiting
+                log.exception("signing batch failed")
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+            if stop:
+                return
+
+    def _record(self, jobs: list[SignJob]) -> None:
+        try:
+            self._commit(jobs)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or len(jobs) == 1:
+                raise  # the database is unreachable: every request of the batch gets a 503
+            # Something in one signature broke the batch: record each on its own, so the
+            # others are not refused because of it.
+            log.warning("signing batch of %d failed (%s); retrying one by one", len(jobs), exc)
+            for job in jobs:
+                try:
+                    self._commit([job])
+                except Exception as single:
+                    job.future.set_exception(single)
+
+    def _commit(self, jobs: list[SignJob]) -> None:
+        ready: list[tuple[SignJob, signature_service.SignRequest]] = []
+        with Session(self.engine, expire_on_commit=False) as session:
+            for job in jobs:
+                try:
+                    petition = petition_service.get_public(
+                        session, slug=job.slug, cache_seconds=self.settings.CACHE_SECONDS
+                    )
+                    petition_service.ensure_accepting(petition)
+                except ProblemError as exc:  # unknown, closed or paused: this request only
+                    job.future.set_exception(exc)
+                    continue
+                locale = negotiate(
+                    query=job.data.locale,
+                    accept_language=job.accept_language,
+                    available=petition.locales,
+                    default=petition.default_locale,
+                )
+                request = signature_service.SignRequest(petition, job.data, locale, job.source)
+                ready.append((job, request))
+            if ready:
+                signature_service.sign_many(
+                    session, [request for _, request in ready], settings=self.settings
+                )
+            session.commit()
+        for job, _ in ready:
+            job.future.set_result(None)
