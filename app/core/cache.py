@@ -37,6 +37,15 @@ def cached(key: Hashable, ttl: float, build: Callable[[], T]) -> T:
     return value
 
 
+def peek(key: Hashable) -> Any | None:
+    """The value under `key` if it is still fresh, else None (nothing is built)."""
+    with _lock:
+        hit = _entries.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return None
+
+
 def clear() -> None:
     with _lock:
         _entries.clear()

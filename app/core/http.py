@@ -15,6 +15,8 @@ from collections.abc import Callable
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.core import cache
 
@@ -23,25 +25,50 @@ def json_response(model: BaseModel, status_code: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code)
 
 
-def cached_response(request: Request, ttl: float, build: Callable[[], Response]) -> Response:
-    """A public GET response, reused for `ttl` seconds by this server process (app/core/cache).
-
-    Keyed by path, query and Accept-Language (which picks the language). Only for responses
-    that are the same for everyone: petition pages and public counts.
-    """
-    key = (
+def _cache_key(request: Request) -> tuple[str, ...]:
+    return (
         "response",
         request.url.path,
         request.url.query,
         request.headers.get("accept-language", "")[:100],
     )
 
+
+def _from_cache(entry: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> Response:
+    status, body, headers = entry
+    response = Response(content=body, status_code=status)
+    response.raw_headers = [*headers, (b"content-length", str(len(body)).encode())]
+    return response
+
+
+def cached_response(request: Request, ttl: float, build: Callable[[], Response]) -> Response:
+    """A public GET response, reused for `ttl` seconds by this server process (app/core/cache).
+
+    Keyed by path, query and Accept-Language (which picks the language). Only for responses
+    that are the same for everyone: petition pages and public counts.
+    """
+
     def render() -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         response = build()
         headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
         return response.status_code, bytes(response.body), headers
 
-    status, body, headers = cache.cached(key, ttl, render)
-    response = Response(content=body, status_code=status)
-    response.raw_headers = [*headers, (b"content-length", str(len(body)).encode())]
-    return response
+    return _from_cache(cache.cached(_cache_key(request), ttl, render))
+
+
+async def cached_read(
+    request: Request, ttl: float, build: Callable[[Session], Response]
+) -> Response:
+    """cached_response for an async endpoint: a fresh copy is answered on the event loop,
+    with no thread, session or connection; only a miss builds it (in the thread pool, with a
+    read-only session of its own). Public reads are most of a surge's requests."""
+    if ttl > 0:
+        hit = cache.peek(_cache_key(request))
+        if hit is not None:
+            return _from_cache(hit)
+
+    def miss() -> Response:
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            return cached_response(request, ttl, lambda: build(session))
+
+    return await run_in_threadpool(miss)

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError, field_errors_from_pydantic
-from app.core.http import cached_response
+from app.core.http import cached_read
 from app.core.i18n import SUPPORTED_LOCALES, country_names, negotiate, request_locale, translate
 from app.core.templating import page_templates
 from app.letters import service as letter_service
@@ -60,16 +61,16 @@ def petition_context(
 
 
 @router.get("/petitions/{slug}", response_class=HTMLResponse)
-def petition_page(slug: str, request: Request, session: SessionDep) -> Response:
+async def petition_page(slug: str, request: Request) -> Response:
     ttl = request.app.state.settings.CACHE_SECONDS
 
-    def build() -> Response:
+    def build(session: Session) -> Response:
         petition = petition_service.get_public(session, slug=slug, cache_seconds=ttl)
         locale = page_locale(request, petition)
         context = petition_context(request, session, petition, locale)
         return page_templates().TemplateResponse(request, "petition.html", context)
 
-    return cached_response(request, ttl, build)
+    return await cached_read(request, ttl, build)
 
 
 @router.post("/petitions/{slug}/sign", response_class=HTMLResponse)

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlmodel import Session
 
 from app.campaigns import service as campaign_service
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import SettingsDep
 from app.core.errors import Problem
-from app.core.http import cached_response, json_response
+from app.core.http import cached_read, json_response
 from app.core.i18n import SUPPORTED_LOCALES
 from app.petitions import service as petition_service
 from app.petitions.models import PetitionPublic, PetitionsPublic
@@ -28,19 +29,19 @@ LangQuery = Annotated[
 
 
 @router.get("", response_model=PetitionsPublic)
-def list_petitions(
-    request: Request, session: SessionDep, settings: SettingsDep, lang: LangQuery = None
+async def list_petitions(
+    request: Request, settings: SettingsDep, lang: LangQuery = None
 ) -> Response:
     """Open and closed petitions, newest first, with their confirmed signature counts."""
 
-    def build() -> Response:
+    def build(session: Session) -> Response:
         petitions = petition_service.list_public(session)
         data = petition_service.to_summaries(
             session, petitions=petitions, locale=lang, settings=settings
         )
         return json_response(PetitionsPublic(data=data, count=len(data)))
 
-    return cached_response(request, settings.CACHE_SECONDS, build)
+    return await cached_read(request, settings.CACHE_SECONDS, build)
 
 
 @router.get(
@@ -48,10 +49,9 @@ def list_petitions(
     response_model=PetitionPublic,
     responses={404: {"model": Problem, "content": {"application/problem+json": {}}}},
 )
-def get_petition(
+async def get_petition(
     slug: str,
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     lang: LangQuery = None,
 ) -> Response:
@@ -60,7 +60,7 @@ def get_petition(
     Counts may be up to CACHE_SECONDS (default 1 s) old.
     """
 
-    def build() -> Response:
+    def build(session: Session) -> Response:
         petition = petition_service.get_public(
             session, slug=slug, cache_seconds=settings.CACHE_SECONDS
         )
@@ -74,4 +74,4 @@ def get_petition(
         )
         return json_response(public)
 
-    return cached_response(request, settings.CACHE_SECONDS, build)
+    return await cached_read(request, settings.CACHE_SECONDS, build)
