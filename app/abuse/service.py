@@ -169,6 +169,20 @@ def _hold_reason(
     return reason
 
 
+def blocked(
+    session: Session, *, settings: Settings, ip_digest: str | None, email_normalised: str
+) -> bool:
+    """Whether an organiser blocked this IP, this address or its domain (allow lists aside)."""
+    rules = _rules(session, cache_seconds=settings.CACHE_SECONDS)
+    keys = [
+        (RuleKind.email, email_normalised),
+        (RuleKind.domain, email_normalised.rpartition("@")[2]),
+    ]
+    if ip_digest:
+        keys.append((RuleKind.ip, ip_digest))
+    return any(rules.get(key) == RuleAction.block for key in keys)
+
+
 def check_captcha(settings: Settings, *, token: str | None, ip: str | None) -> None:
     """Verify a CAPTCHA answer with the provider when CAPTCHA is on; 422 when it fails."""
     if not settings.CAPTCHA_PROVIDER:

@@ -104,8 +104,13 @@ def is_permanent(error: BaseException) -> bool:
 
 
 def is_bounce(error: BaseException) -> bool:
-    """A permanent refusal that concerns the recipient (a hard bounce), not our sender address."""
-    return is_permanent(error) and not isinstance(error, aiosmtplib.SMTPSenderRefused)
+    """A permanent refusal that concerns the recipient (a hard bounce): not one about our sender
+    address, nor 552 (the message is too big: that says nothing about the mailbox)."""
+    if isinstance(error, aiosmtplib.SMTPSenderRefused):
+        return False
+    if isinstance(error, aiosmtplib.SMTPResponseException) and error.code == 552:
+        return False
+    return is_permanent(error)
 
 
 class OutboxWorker:

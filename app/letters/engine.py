@@ -1,28 +1,37 @@
 """Organisers' letter templates: checked when saved, rendered in a locked-down sandbox.
 
 Templates are Jinja2 written by organisers, so they are untrusted code. They run in Jinja's
-immutable sandbox (no attribute that starts with an underscore, no mutation of what they are
-given, no access to files, modules or the network: the environment has no loader and no
-globals), with limits on repetition and output size, and only ever see plain dictionaries of
-strings and numbers. Saving checks them first: a syntax error, an unknown variable or field, a
-reach for internals (`''.__class__`) or an include is a 422 with the line and the problem.
+immutable sandbox, tightened further:
+- they only see plain dictionaries of strings and numbers, and `a.b` only ever looks up a
+  dictionary key: no Python attribute or method at all (so no `''.__class__`, no
+  `str.format`), no globals, no loader (no files), a short list of filters;
+- no `{% set %}`, macros, includes or nested loops, and loops only over the variables given;
+  `*`, `+`, `**` and `%` are checked so no value grows huge, and the output is cut off at
+  MAX_OUTPUT characters while it is produced. So a template cannot reach Python, and cannot
+  make a worker spin or swell either.
+Saving checks a template first and tries it once: a syntax error, an unknown variable or
+field, a reach for internals or a forbidden construct is a 422 with the line and the problem.
 """
 
 from __future__ import annotations
 
+import math
 import operator
+import traceback
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
-from jinja2.exceptions import SecurityError, TemplateError
+from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.letters.models import TemplateKind
 
 MAX_OUTPUT = 100_000  # characters of rendered text
-MAX_REPEAT = 10_000  # characters or items one `*` may produce
+MAX_REPEAT = 10_000  # characters or items one operation may produce
+MAX_INT_BITS = 1024
 
 SUPPORTER = ["name", "city", "country", "country_code"]
 TARGET = ["name", "role", "organisation", "country"]
@@ -55,8 +64,25 @@ VARIABLES: dict[TemplateKind, dict[str, list[str]]] = {
         "delivery": list(DELIVERY),
     },
 }
-# Fields of the items of a list field (delivery.countries -> each has country, name, count).
+# Fields of the items of a list field: {% for row in delivery.countries %}{{ row.name }}.
 ITEM_FIELDS = {("delivery", "countries"): DELIVERY["countries"]}
+LOOP_FIELDS = ("index", "index0", "revindex", "first", "last", "length")
+FILTERS = (
+    "abs capitalize count d default e escape first float int join last length lower max min "
+    "reverse round sort string striptags sum title trim unique upper wordcount"
+).split()
+FORBIDDEN = {
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "import",
+    nodes.Extends: "extends",
+    nodes.Block: "block",
+    nodes.Macro: "macro",
+    nodes.CallBlock: "call",
+    nodes.Assign: "set",
+    nodes.AssignBlock: "set",
+    nodes.With: "with",
+}
 
 
 class TemplateProblem(Exception):
@@ -65,31 +91,70 @@ class TemplateProblem(Exception):
         self.problems = problems  # (part, line, problem)
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with `*` and `**` kept from building huge values."""
+def _check_size(value: Any) -> Any:
+    if isinstance(value, str | list | tuple) and len(value) > MAX_REPEAT:
+        raise SecurityError("a value in the template grows too long")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise SecurityError("a number in the template grows too large")
+    return value
 
-    intercepted_binops = frozenset(["*", "**"])
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # `a.b` is a dictionary lookup and nothing else: no Python attribute, no method.
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        if isinstance(obj, LoopContext) and attribute in LOOP_FIELDS:
+            return getattr(obj, attribute)
+        return self.undefined(obj=obj, name=attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, str):
+            return self.getattr(obj, argument)
+        if isinstance(obj, list | tuple | str) and isinstance(argument, int | slice):
+            try:
+                return obj[argument]
+            except IndexError:
+                pass
+        return self.undefined(obj=obj, name=str(argument))
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        for value in (left, right):
+            _check_size(value)
+        if operator_ == "%":
+            if isinstance(left, str):
+                raise SecurityError("string formatting with % is not allowed")
+            return operator.mod(left, right)
         if operator_ == "**":
-            if isinstance(right, int | float) and abs(right) > 100:
+            if not isinstance(right, int | float) or abs(right) > 100:
                 raise SecurityError("the exponent is too large")
+            if isinstance(left, int | float) and abs(left) > 1:
+                if abs(right) * math.log2(abs(left)) > MAX_INT_BITS:
+                    raise SecurityError("a number in the template grows too large")
             return operator.pow(left, right)
-        for value, times in ((left, right), (right, left)):
-            if isinstance(value, str | list | tuple) and isinstance(times, int):
-                if len(value) * times > MAX_REPEAT:
-                    raise SecurityError("the repeated value is too long")
-        return operator.mul(left, right)
+        if operator_ == "*":
+            for value, times in ((left, right), (right, left)):
+                if isinstance(value, str | list | tuple) and isinstance(times, int):
+                    if len(value) * times > MAX_REPEAT:
+                        raise SecurityError("a value in the template grows too long")
+            return _check_size(operator.mul(left, right))
+        if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            if len(left) + len(right) > MAX_REPEAT:
+                raise SecurityError("a value in the template grows too long")
+        return _check_size(operator.add(left, right))
+
+
+def _number(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int | float) else str(value)
 
 
 def _environment(*, html: bool) -> _Sandbox:
-    env = _Sandbox(
-        autoescape=html,
-        undefined=StrictUndefined,
-        keep_trailing_newline=False,
-        loader=None,
-    )
-    env.globals.clear()  # no range(), lipsum(), dict(), cycler(), ...: nothing to reach for
+    env = _Sandbox(autoescape=html, undefined=StrictUndefined, loader=None)
+    env.globals.clear()  # no range(), lipsum(), dict(), cycler(), namespace(): nothing to call
+    env.filters = {name: env.filters[name] for name in FILTERS}
+    env.filters["number"] = _number  # 12345 -> 12,345
     return env
 
 
@@ -97,56 +162,76 @@ TEXT = _environment(html=False)
 HTML = _environment(html=True)
 
 
-def _walk(node: nodes.Node, kind: TemplateKind, part: str) -> list[tuple[str, int | None, str]]:
-    allowed = VARIABLES[kind]
+def _field_path(node: nodes.Node) -> tuple[str, ...] | None:
+    """("delivery", "countries") for `delivery.countries`; None for anything else."""
+    if isinstance(node, nodes.Name):
+        return (node.name,)
+    if isinstance(node, nodes.Getattr):
+        base = _field_path(node.node)
+        return (*base, node.attr) if base else None
+    return None
+
+
+def _walk(tree: nodes.Node, kind: TemplateKind, part: str) -> list[tuple[str, int | None, str]]:
+    allowed = dict(VARIABLES[kind])
     problems: list[tuple[str, int | None, str]] = []
-    local_names: set[str] = set()
-    for found in node.find_all((nodes.For, nodes.Assign, nodes.Macro, nodes.With)):
-        for target in found.find_all(nodes.Name):
-            if target.ctx in ("store", "param"):
-                local_names.add(target.name)
-    for found in node.find_all(
-        (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.Macro, nodes.CallBlock)
-    ):
-        what = type(found).__name__.lower()
-        problems.append((part, found.lineno, f"{what} is not allowed in a letter template"))
-    # attr('__class__'), map(attribute='__class__'), ...: filters that look attributes up.
-    for filter_ in node.find_all((nodes.Filter, nodes.Call)):
-        assert isinstance(filter_, nodes.Filter | nodes.Call)
-        arguments = [*filter_.args, *(k.value for k in filter_.kwargs)]
-        for argument in arguments:
-            if isinstance(argument, nodes.Const) and str(argument.value).startswith("_"):
-                problems.append(
-                    (part, filter_.lineno, f"access to '{argument.value}' is not allowed")
-                )
-    for getattr_ in node.find_all((nodes.Getattr, nodes.Getitem)):
+
+    def add(node: nodes.Node, text: str) -> None:
+        problems.append((part, node.lineno, text))
+
+    for node_type, label in FORBIDDEN.items():
+        for found in tree.find_all(node_type):
+            add(found, f"{{% {label} %}} is not allowed in a letter template")
+    for loop in tree.find_all(nodes.For):
+        if any(True for _ in loop.find_all(nodes.For)):
+            add(loop, "loops inside loops are not allowed")
+        path = _field_path(loop.iter)
+        if path is None or path[0] not in allowed:
+            add(loop, "a loop may only go over a variable, such as delivery.countries")
+        elif isinstance(loop.target, nodes.Name):
+            allowed[loop.target.name] = list(ITEM_FIELDS.get(path, []))  # type: ignore[arg-type]
+        else:
+            add(loop, "a loop takes one item at a time: {% for row in delivery.countries %}")
+    if any(True for _ in tree.find_all(nodes.For)):
+        allowed["loop"] = list(LOOP_FIELDS)
+    for filter_ in tree.find_all(nodes.Filter):
+        if filter_.name not in TEXT.filters:
+            add(
+                filter_,
+                f"unknown filter '{filter_.name}' (filters: {', '.join(sorted(TEXT.filters))})",
+            )
+    for getattr_ in tree.find_all((nodes.Getattr, nodes.Getitem)):
         attr: Any = None
         if isinstance(getattr_, nodes.Getattr):
             attr = getattr_.attr
         elif isinstance(getattr_, nodes.Getitem) and isinstance(getattr_.arg, nodes.Const):
             attr = getattr_.arg.value
-        base = getattr(getattr_, "node", None)
         if isinstance(attr, str) and attr.startswith("_"):
-            problems.append((part, getattr_.lineno, f"access to '{attr}' is not allowed"))
+            add(getattr_, f"access to '{attr}' is not allowed")
             continue
+        base = getattr(getattr_, "node", None)
         if isinstance(base, nodes.Name) and base.name in allowed and isinstance(attr, str):
             fields = allowed[base.name]
             if attr not in fields:
                 known = ", ".join(fields) or "none"
-                problems.append(
-                    (
-                        part,
-                        getattr_.lineno,
-                        f"unknown field '{base.name}.{attr}' (its fields: {known})",
-                    )
-                )
-    for name in node.find_all(nodes.Name):
-        if name.ctx == "load" and name.name not in allowed and name.name not in local_names:
-            known = ", ".join(allowed)
-            problems.append(
-                (part, name.lineno, f"unknown variable '{name.name}' (variables: {known})")
-            )
+                add(getattr_, f"unknown field '{base.name}.{attr}' (its fields: {known})")
+    for call in tree.find_all(nodes.Call):
+        add(call, "calling functions or methods is not allowed")
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name not in allowed:
+            add(name, f"unknown variable '{name.name}' (variables: {', '.join(VARIABLES[kind])})")
     return problems
+
+
+def _line_of(exc: BaseException) -> int | None:
+    """The template line an error was raised on (Jinja rewrites tracebacks to point there)."""
+    line = getattr(exc, "lineno", None)
+    if isinstance(line, int):
+        return line
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == "<template>":
+            return frame.lineno
+    return None
 
 
 def check(kind: TemplateKind, *, subject: str, body: str) -> None:
@@ -155,8 +240,9 @@ def check(kind: TemplateKind, *, subject: str, body: str) -> None:
     for part, source in (("subject", subject), ("body", body)):
         try:
             tree = TEXT.parse(source)
-        except TemplateSyntaxError as exc:
-            problems.append((part, exc.lineno, f"syntax error: {exc.message}"))
+        except Exception as exc:  # a syntax error, or nesting too deep to parse
+            message = getattr(exc, "message", None) or type(exc).__name__
+            problems.append((part, _line_of(exc), f"syntax error: {message}"))
             continue
         problems.extend(_walk(tree, kind, part))
     if kind == TemplateKind.supporter and not problems:
@@ -178,12 +264,17 @@ class Rendered:
 
 def _render(env: _Sandbox, source: str, context: dict[str, Any], part: str) -> str:
     try:
-        output = env.from_string(source).render(context)
-    except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateProblem([(part, getattr(exc, "lineno", None), str(exc))]) from exc
-    if len(output) > MAX_OUTPUT:
-        raise TemplateProblem([(part, None, "the rendered letter is too long")])
-    return output
+        chunks: list[str] = []
+        size = 0
+        for chunk in env.from_string(source).generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise SecurityError("the rendered letter is too long")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except Exception as exc:  # whatever a template does wrong, it is the template's problem
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise TemplateProblem([(part, _line_of(exc), message)]) from exc
 
 
 def render(subject: str, body: str, context: dict[str, Any]) -> Rendered:

@@ -61,6 +61,7 @@ class LetterStatus(StrEnum):
 class HoldReason(StrEnum):
     near_duplicate = "near-duplicate"  # nearly identical to many others: an organiser decides
     daily_cap = "daily-cap"  # the target's daily cap is reached: sent on a later day
+    suspect = "suspect"  # honeypot, blocked source or over the rate limit: never sent
 
 
 class Letter(SQLModel, table=True):
@@ -90,6 +91,8 @@ class Letter(SQLModel, table=True):
     # The message's MinHash signature (64 x 32 bits): how near-duplicates are recognised.
     signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     held_reason: HoldReason | None = Field(default=None, sa_type=String(16))
+    # HMAC of the writer's IP address (as for signatures), for the rate limit.
+    ip_hash: str | None = Field(default=None, sa_type=String(32), index=True)
     status: LetterStatus = Field(
         default=LetterStatus.unconfirmed, sa_type=String(16), nullable=False
     )
@@ -272,6 +275,11 @@ class LetterCreate(BaseModel):
     targets: list[Key] = PydanticField(min_length=1, max_length=50, examples=[["ua-president"]])
     message: Annotated[str, *paragraphs(10_000, min_length=20)]
     locale: str | None = PydanticField(default=None, max_length=35, examples=["ko"])
+    captcha_token: str | None = PydanticField(
+        default=None,
+        max_length=4096,
+        description="The CAPTCHA answer, when the site has CAPTCHA_PROVIDER set.",
+    )
 
     _name = field_validator("name")(validation.check_name)
     _email = field_validator("email")(validation.check_email)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.abuse import service as abuse_service
+from app.abuse.service import SigningSource
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError, field_errors_from_pydantic
 from app.core.i18n import SUPPORTED_LOCALES, negotiate, request_locale, translate
@@ -41,6 +43,9 @@ def letter_form(
     message: Annotated[str, Form()] = "",
     targets: Annotated[list[str] | None, Form()] = None,
     locale: Annotated[str, Form()] = "",
+    website: Annotated[str, Form()] = "",  # the honeypot: hidden from people, filled by bots
+    captcha_response: Annotated[str, Form(alias="cf-turnstile-response")] = "",
+    hcaptcha_response: Annotated[str, Form(alias="h-captcha-response")] = "",
 ) -> Response:
     petition = petition_service.get_public(session, slug=slug)
     chosen = negotiate(
@@ -71,10 +76,24 @@ def letter_form(
                 type_ = "message_too_short"
             errors.setdefault(field, _message(chosen, type_, error.message))
     held = False
+    ip = request.client.host if request.client else None
+    if data is not None:
+        try:
+            abuse_service.check_captcha(
+                settings, token=captcha_response or hcaptcha_response or None, ip=ip
+            )
+        except ProblemError:
+            errors["captcha"] = translate(chosen, "errors.captcha_failed")
+            data = None
     if data is not None:
         try:
             accepted = letter_service.submit(
-                session, petition=petition, data=data, locale=chosen, settings=settings
+                session,
+                petition=petition,
+                data=data,
+                locale=chosen,
+                settings=settings,
+                source=SigningSource(ip=ip, honeypot=bool(website.strip())),
             )
         except ProblemError as exc:
             if exc.errors:

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic_core import PydanticCustomError
 
+from app.abuse import service as abuse_service
+from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core.deps import CurrentUser, SessionDep, SettingsDep
 from app.core.errors import Problem, ProblemError
@@ -112,8 +114,15 @@ def write_letter(
         available=petition.locales,
         default=petition.default_locale,
     )
+    ip = request.client.host if request.client else None
+    abuse_service.check_captcha(settings, token=body.captcha_token, ip=ip)
     accepted = letter_service.submit(
-        session, petition=petition, data=body, locale=locale, settings=settings
+        session,
+        petition=petition,
+        data=body,
+        locale=locale,
+        settings=settings,
+        source=SigningSource(ip=ip),
     )
     return json_response(accepted, status_code=status.HTTP_202_ACCEPTED)
 
@@ -311,7 +320,12 @@ def letter_pdf(
 ) -> Response:
     """The letter as a printable A4 PDF (for officials reached by post; any letter prints)."""
     delivery = letter_service.managed_delivery(session, user=user, delivery_id=letter_id)
-    rendered = render_delivery(session, delivery, settings)
+    try:
+        rendered = render_delivery(session, delivery, settings)
+    except engine.TemplateProblem as exc:
+        raise ProblemError(
+            409, "letter-unrenderable", "The letter's template fails", str(exc)
+        ) from None
     if rendered is None:
         raise ProblemError(409, "letter-cancelled", "This letter is not sent")
     content, target, supporter, petition_delivery, _petition = rendered

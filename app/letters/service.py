@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from app.abuse import service as abuse_service
+from app.abuse.service import SigningSource
 from app.audit import service as audit_service
 from app.auth import service as auth_service
 from app.auth.models import User
@@ -59,6 +62,8 @@ from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureStatus
 from app.signatures.validation import normalise_email
 from app.targets.models import DeliveryChannel, Target
+
+logger = logging.getLogger(__name__)
 
 CONFIRM_PURPOSE = "confirm-letter"
 
@@ -423,7 +428,7 @@ def similar_count(session: Session, *, campaign_id: int, sig: bytes, settings: S
         select(Letter.signature).where(
             col(Letter.id).in_(candidates.scalar_subquery()),
             col(Letter.created_at) >= since,
-            Letter.status != LetterStatus.superseded,
+            Letter.status == LetterStatus.confirmed,  # bots' unconfirmed letters do not count
         )
     ).all()
     return sum(1 for other in others if similarity(sig, other) >= NEAR_DUPLICATE)
@@ -450,12 +455,16 @@ def submit(
     data: LetterCreate,
     locale: str,
     settings: Settings,
+    source: SigningSource | None = None,
 ) -> LetterAccepted:
     """Keep the letter and ask the supporter to confirm their address; nothing is sent before.
 
-    A letter nearly identical to LETTER_DUPLICATE_LIMIT recent others is kept but held: once
-    confirmed, an organiser decides; a personalised letter confirmed later replaces it.
+    A letter nearly identical to LETTER_DUPLICATE_LIMIT recent confirmed others is kept but
+    held: once confirmed, an organiser decides; a personalised letter confirmed later replaces
+    it. Like signatures, a letter from a honeypot, a blocked source or an IP address over
+    RATE_LIMIT_IP_PER_HOUR letters an hour gets the usual answer but no e-mail, and is never sent.
     """
+    source = source or SigningSource()
     assert petition.id is not None
     petition_service.ensure_accepting(petition)
     template = supporter_template(session, petition=petition, locale=locale)
@@ -472,19 +481,34 @@ def submit(
     sig = signature(data.message)
     similar = similar_count(session, campaign_id=petition.campaign_id, sig=sig, settings=settings)
     held = similar >= settings.LETTER_DUPLICATE_LIMIT
+    email_normalised = normalise_email(data.email)
+    ip_digest = abuse_service.ip_hash(settings, source.ip) if source.ip else None
+    suspect = source.honeypot or abuse_service.blocked(
+        session, settings=settings, ip_digest=ip_digest, email_normalised=email_normalised
+    )
+    if ip_digest and not suspect:
+        from_ip = session.exec(
+            select(func.count())
+            .select_from(Letter)
+            .where(
+                Letter.ip_hash == ip_digest, col(Letter.created_at) >= utcnow() - timedelta(hours=1)
+            )
+        ).one()
+        suspect = from_ip >= settings.RATE_LIMIT_IP_PER_HOUR
     letter = Letter(
         campaign_id=petition.campaign_id,
         petition_id=petition.id,
         name=data.name,
         email=data.email,
-        email_normalised=normalise_email(data.email),
+        email_normalised=email_normalised,
         city=data.city,
         country=data.country,
         locale=template.language,
         message=data.message,
         target_ids=[available[key].id or 0 for key in dict.fromkeys(data.targets)],
         signature=sig,
-        held_reason=HoldReason.near_duplicate if held else None,
+        held_reason=HoldReason.suspect if suspect else HoldReason.near_duplicate if held else None,
+        ip_hash=ip_digest,
     )
     # Nobody can flood someone's inbox with confirmation requests: a few a day per address.
     recent = session.exec(
@@ -509,6 +533,9 @@ def submit(
         )
         .on_conflict_do_nothing()
     )
+    if suspect:
+        logger.info("letter %s held as suspect", letter.id)
+        return LetterAccepted(held=False)  # the usual answer: bots learn nothing
     if recent < settings.MAX_CONFIRMATION_SENDS:
         email_service.enqueue(
             session,
@@ -558,6 +585,8 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmed:
         raise ProblemError(404, "token-invalid", "This link is not valid")
     petition = session.get(Petition, letter.petition_id)
     assert petition is not None and letter.id is not None
+    if letter.held_reason == HoldReason.suspect:
+        raise ProblemError(404, "token-invalid", "This link is not valid")
     if letter.status == LetterStatus.superseded:
         raise ProblemError(
             409, "letter-superseded", "You sent a newer letter, which replaced this one"
@@ -624,8 +653,16 @@ def _create_deliveries(
 ) -> int:
     assert letter.id is not None and petition.id is not None
     active = {t.id: t for t in letter_targets(session, petition=petition)}
+    # Lock every target at once, in id order, before counting against their caps: two
+    # confirmations naming the same officials in another order cannot deadlock.
+    session.exec(
+        select(Target.id)
+        .where(col(Target.id).in_(letter.target_ids))
+        .order_by(col(Target.id))
+        .with_for_update()
+    ).all()
     created = 0
-    for target_id in letter.target_ids:
+    for target_id in sorted(letter.target_ids):
         target = active.get(target_id)
         if target is None:
             continue  # retired or removed from the petition since the letter was written
@@ -802,6 +839,10 @@ def _entry(row: Any) -> DeliveryLogEntry:
     reason = delivery.reason
     if state in (DeliveryState.failed, DeliveryState.queued) and last_error:
         reason = last_error  # why it failed, or why it is being retried
+    elif state == DeliveryState.sent:
+        reason = None  # (a daily-cap wait is over once it is sent)
+    elif state == DeliveryState.cancelled and reason is None:
+        reason = "no longer deliverable: the official was retired or lost their address"
     return DeliveryLogEntry(
         id=delivery.id,
         kind="supporter" if delivery.letter_id else "petition",

@@ -23,6 +23,8 @@ from app.letters.models import (
 from app.petitions.models import Petition
 from app.targets.models import Target
 
+ANNEX_PLAIN_MAX_BYTES = 10_000_000
+
 
 @renderer("letter_confirmation")
 def confirmation(
@@ -99,7 +101,9 @@ def render_delivery(
         return None
     if delivery.letter_id is not None:
         letter = session.get(Letter, delivery.letter_id)
-        if letter is None or letter.status != LetterStatus.confirmed:
+        # (A superseded letter's deliveries that were already queued still go out: only its
+        # held ones were cancelled.)
+        if letter is None or letter.status == LetterStatus.unconfirmed:
             return None
         template = letter_service.supporter_template(
             session, petition=petition, locale=letter.locale
@@ -156,7 +160,9 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
         subject=content.subject,
         text=content.text,
         html=content.html,
-        headers={"Content-Language": target.language},
+        headers={
+            "Content-Language": supporter_letter.locale if supporter_letter else target.language
+        },
     )
     if supporter_letter is not None:
         # The official answers the supporter, not us.
@@ -168,12 +174,16 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
             site=settings.MAIL_FROM_NAME,
         )
     if petition_delivery is not None:
+        filename = letter_service.annex_filename(petition, petition_delivery.number)
+        # A big annex travels gzip-compressed (mail servers refuse messages over ~25 MB); the
+        # manifest's SHA-256 is that of the CSV inside.
+        annex = (
+            Attachment(filename + ".gz", petition_delivery.annex_gzip, "application/gzip")
+            if petition_delivery.annex_bytes > ANNEX_PLAIN_MAX_BYTES
+            else Attachment(filename, letter_service.annex(petition_delivery), "text/csv")
+        )
         message.attachments = [
-            Attachment(
-                filename=letter_service.annex_filename(petition, petition_delivery.number),
-                content=letter_service.annex(petition_delivery),
-                media_type="text/csv",
-            ),
+            annex,
             Attachment(
                 filename="manifest.json",
                 content=letter_service.manifest(petition_delivery, petition, settings),

@@ -395,3 +395,66 @@ def test_nobody_can_flood_an_inbox_with_letter_confirmations(
         assert response.status_code == 202  # the same answer every time
     outbox()
     assert len(smtp.to("victim@example.org")) == settings.MAX_CONFIRMATION_SENDS
+
+
+def test_bots_get_the_usual_answer_and_their_letters_go_nowhere(
+    client: TestClient, demo: Petition, smtp: Mailbox, outbox: Any, admin: Account
+) -> None:
+    # The letter form's honeypot, filled in: the same page as for a person, but no e-mail.
+    bot = client.post(
+        f"/petitions/{demo.slug}/letters",
+        data={
+            "locale": "en",
+            "name": "Bot",
+            "email": "bot@example.org",
+            "country": "GB",
+            "targets": ["ua-president"],
+            "message": PERSONAL,
+            "website": "http://spam.example",
+        },
+        follow_redirects=False,
+    )
+    assert bot.status_code == 303
+    # A domain an organiser blocked, through the API.
+    rule = client.post(
+        "/api/v1/admin/abuse/rules",
+        json={"kind": "domain", "value": "spam.example.org", "action": "block"},
+        headers=admin.headers,
+    )
+    assert rule.status_code == 201, rule.text
+    blocked = write(client, demo.slug, email="x@spam.example.org")
+    assert blocked.status_code == 202 and blocked.json()["held"] is False
+    outbox()
+    assert smtp.messages == []
+    assert log(client, admin, demo.slug) == []
+
+
+def test_concurrent_confirmations_naming_officials_in_any_order_all_go_through(
+    live_server: Any, demo: Petition, smtp: Mailbox, outbox: Any, admin: Account
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    orders = [["ua-president", "kr-mofa", "eu-hr-vp"], ["eu-hr-vp", "kr-mofa", "ua-president"]]
+    tokens = []
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        for n in range(12):
+            body = {
+                "name": "Ji-woo Park",
+                "email": f"order{n}@example.org",
+                "country": "KR",
+                "targets": orders[n % 2],
+                "message": f"{PERSONAL} Letter {n}.",
+                "locale": "en",
+            }
+            assert http.post(f"/api/v1/petitions/{demo.slug}/letters", json=body).status_code == 202
+        outbox()
+        for message in smtp.wait_for(12):
+            tokens.append(letter_link(message).split("/")[-1].split("?")[0])
+
+        def confirm(token: str) -> int:
+            return http.post("/api/v1/letters/confirm", json={"token": token}).status_code
+
+        with ThreadPoolExecutor(12) as pool:
+            assert list(pool.map(confirm, tokens)) == [200] * 12

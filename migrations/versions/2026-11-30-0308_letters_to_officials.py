@@ -1,8 +1,8 @@
 """letters to officials
 
-Revision ID: 1266867e5eea
+Revision ID: e702e38f015f
 Revises: f65f005b97be
-Create Date: 2026-11-30 02:49:17.489837
+Create Date: 2026-11-30 03:08:49.024444
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "1266867e5eea"
+revision: str = "e702e38f015f"
 down_revision: str | None = "f65f005b97be"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("target_ids", sa.JSON(), nullable=False),
         sa.Column("signature", sa.LargeBinary(), nullable=False),
         sa.Column("held_reason", sa.String(length=16), nullable=True),
+        sa.Column("ip_hash", sa.String(length=32), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
@@ -58,6 +59,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_letter_campaign_created", ["campaign_id", "created_at"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_letter_ip_hash"), ["ip_hash"], unique=False)
         batch_op.create_index(
             "ix_letter_petition_email", ["petition_id", "email_normalised"], unique=False
         )
@@ -144,6 +146,7 @@ def downgrade() -> None:
     op.drop_table("petition_delivery")
     with op.batch_alter_table("letter", schema=None) as batch_op:
         batch_op.drop_index("ix_letter_petition_email")
+        batch_op.drop_index(batch_op.f("ix_letter_ip_hash"))
         batch_op.drop_index("ix_letter_campaign_created")
 
     op.drop_table("letter")
