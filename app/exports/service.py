@@ -6,6 +6,9 @@ connection, and turned into text a few hundred rows at a time. Pages are read at
 moments, so a signature confirmed while a long export runs may appear in either state; each row
 is exported at most once.
 
+On PostgreSQL, CSV pages are written by the database itself (COPY ... TO STDOUT) from SQL that
+computes the same cells as csv_cells: no Python object per row, so a million rows take seconds.
+
 Each export leaves an audit entry written before the first byte ("completed": false) and
 completed with its row count once the last byte has been handed over.
 """
@@ -23,7 +26,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Row, Select, func
+from sqlalchemy import Engine, Row, Select, case, func, literal, null
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -387,6 +390,11 @@ def iter_pages(
     than their text). The connection goes back to the pool before the page is handed out, so
     a slow consumer never holds a connection or a transaction.
     """
+    if export_format is ExportFormat.csv and engine.dialect.name == "postgresql":
+        yield from _copy_pages(
+            engine, petition_id=petition_id, filters=filters, batch_size=batch_size * 5 // 2
+        )
+        return
     done = 0
     last_id: int | None = None
     while True:
@@ -406,6 +414,74 @@ def iter_pages(
         done += count
         page = b"".join(pieces)
         del pieces
+        yield page, count
+        if count < batch_size:
+            return
+
+
+def _copy_select(*, petition_id: int, filters: ExportFilters) -> Select[*tuple[Any, ...]]:
+    """The CSV columns computed by PostgreSQL, exactly as csv_cells writes them."""
+    risky = "".join(re.escape(c) if c != "\t" and c != "\r" else c for c in FORMULA_PREFIXES)
+    risky = risky.replace("\t", "\\t").replace("\r", "\\r")
+    gone = col(Signature.anonymised_at).is_not(None)
+
+    def cell(column: Any) -> Any:  # neutralised like neutralise(); NULL is written empty
+        return case((column.op("~")(f"^ *[{risky}]"), literal("'") + column), else_=column)
+
+    def personal(column: Any) -> Any:
+        return case((gone, null()), else_=cell(column))
+
+    def stamp(column: Any) -> Any:
+        return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+
+    query = sa_select(
+        col(Signature.id),
+        personal(col(Signature.name)),
+        personal(col(Signature.email)),
+        cell(col(Signature.country)),
+        personal(col(Signature.postcode)),
+        cell(col(Signature.status)),
+        case((col(Signature.consent_updates), literal("true")), else_=literal("false")),
+        cell(col(Signature.locale)),
+        stamp(col(Signature.created_at)),
+        stamp(col(Signature.confirmed_at)),
+    ).where(col(Signature.petition_id) == petition_id)
+    return _filtered(query, filters)
+
+
+def _copy_pages(
+    engine: Engine, *, petition_id: int, filters: ExportFilters, batch_size: int
+) -> Iterator[tuple[bytes, int]]:
+    """CSV pages written by PostgreSQL itself (COPY ... TO STDOUT), keyset-paged like
+    iter_pages, each page in its own short transaction: no Python object per row, so a
+    million rows take seconds. COPY ends lines with LF; RFC 4180 (and csv_cells) use CRLF."""
+    last_id = 0
+    while True:
+        query = (
+            _copy_select(petition_id=petition_id, filters=filters)
+            .where(col(Signature.id) > last_id)
+            .order_by(col(Signature.id))
+            .limit(batch_size)
+        )
+        compiled = query.compile(
+            dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        statement = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)"
+        chunks: list[bytes] = []
+        with engine.connect() as conn:
+            raw: Any = conn.connection.driver_connection
+            with raw.cursor() as cursor, cursor.copy(statement, compiled.params) as copy:
+                for chunk in copy:
+                    chunks.append(bytes(chunk))
+            conn.rollback()
+        page = b"".join(chunks).replace(b"\n", b"\r\n")
+        del chunks
+        count = page.count(b"\r\n")
+        if count == 0:
+            return
+        body = page[:-2]  # the last line, without its line end, starts with the last id
+        start = body.rfind(b"\r\n")
+        last_id = int(body[start + 2 if start >= 0 else 0 :].split(b",", 1)[0])
         yield page, count
         if count < batch_size:
             return
