@@ -44,6 +44,24 @@ Renderer = Callable[[Session, dict[str, Any], Settings], EmailMessage | None]
 RENDERERS: dict[str, Renderer] = {}
 
 
+# A prefetcher loads what the renderers of a batch of jobs of one kind will read, in a query or
+# two, so that rendering N messages is not N round trips. It returns the objects it loaded
+# (the caller keeps them alive while the batch renders: the session only holds weak references).
+Prefetcher = Callable[[Session, list[dict[str, Any]]], list[Any]]
+PREFETCHERS: dict[str, Prefetcher] = {}
+
+
+def prefetcher(*kinds: str) -> Callable[[Prefetcher], Prefetcher]:
+    """Register the function that preloads the data of a batch of outbox jobs of `kinds`."""
+
+    def register(func: Prefetcher) -> Prefetcher:
+        for kind in kinds:
+            PREFETCHERS[kind] = func
+        return func
+
+    return register
+
+
 def renderer(kind: str) -> Callable[[Renderer], Renderer]:
     """Register the function that renders outbox jobs of `kind`."""
 

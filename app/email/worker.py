@@ -35,7 +35,7 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.email import service as email_service
 from app.email.models import OutboxMessage, OutboxStatus, SuppressionReason
-from app.email.service import RENDERERS, Attachment, EmailMessage
+from app.email.service import PREFETCHERS, RENDERERS, Attachment, EmailMessage
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ class OutboxWorker:
         self.mailer = FastMail(config)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.domain = settings.MAIL_FROM.rpartition("@")[2] or "chorus.local"
+        # Messages the SMTP server accepted, waiting to be marked sent by the next group commit.
+        self._sent: list[tuple[int, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     # --- database side (synchronous, each step its own short transaction) --------------------
 
@@ -167,12 +170,30 @@ class OutboxWorker:
             session.commit()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
+    @staticmethod
+    def _prefetch(session: Session, claims: list[Claimed]) -> list[Any]:
+        """Load what the batch's renderers read, a query or two per kind (see PREFETCHERS)."""
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for claim in claims:
+            by_kind.setdefault(claim.kind, []).append(claim.payload)
+        loaded: list[Any] = []
+        for kind, payloads in by_kind.items():
+            prefetch = PREFETCHERS.get(kind)
+            if prefetch is not None:
+                try:
+                    loaded.extend(prefetch(session, payloads))
+                except Exception:  # only an optimisation: the renderers load what they need
+                    log.exception("prefetching %s messages failed", kind)
+                    session.rollback()
+        return loaded
+
     def render(self, claims: list[Claimed]) -> tuple[list[tuple[Claimed, EmailMessage]], int]:
         """Render claimed jobs; those that no longer apply are cancelled. -> (ready, cancelled)"""
         ready: list[tuple[Claimed, EmailMessage]] = []
         cancelled: list[Claimed] = []
         broken: list[tuple[Claimed, Exception]] = []
         with Session(self.engine) as session:
+            loaded = self._prefetch(session, claims)
             for claim in claims:
                 render = RENDERERS.get(claim.kind)
                 try:
@@ -187,6 +208,7 @@ class OutboxWorker:
                     cancelled.append(claim)
                 else:
                     ready.append((claim, message))
+            del loaded
         # Recorded after the read session is closed: SQLite allows one writer at a time.
         for claim in cancelled:
             self._finish(claim.id, status=OutboxStatus.cancelled)
@@ -218,8 +240,53 @@ class OutboxWorker:
             values["sent_at"] = utcnow()
         self._update_own(message_id, **values)
 
-    def record_sent(self, claim: Claimed) -> None:
-        self._finish(claim.id, status=OutboxStatus.sent)
+    def record_sent_many(self, message_ids: list[int]) -> None:
+        """Mark messages this worker holds as sent, in one statement and one commit."""
+        with Session(self.engine) as session:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(
+                    col(OutboxMessage.id).in_(message_ids),
+                    col(OutboxMessage.locked_by) == self.name,
+                    col(OutboxMessage.status) == OutboxStatus.pending,
+                )
+                .values(
+                    status=OutboxStatus.sent, locked_until=None, last_error=None, sent_at=utcnow()
+                )
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+        lost = len(message_ids) - result.rowcount  # type: ignore[attr-defined]
+        if lost:
+            log.warning("%d outbox messages: lease lost before they were marked sent", lost)
+
+    async def mark_sent(self, claim: Claimed) -> None:
+        """Record that the SMTP server accepted a message; returns once that is committed.
+
+        The lanes share commits: whatever was accepted while the previous commit ran goes in
+        the next one. A lane still waits for its message's commit before sending another, so a
+        crash can re-send at most one message per lane, as with a commit per message.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent.append((claim.id, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_sent())
+        await done
+
+    async def _flush_sent(self) -> None:
+        while self._sent:
+            batch, self._sent = self._sent, []
+            try:
+                await asyncio.to_thread(self.record_sent_many, [i for i, _ in batch])
+            except Exception as exc:  # the database is away: the lease makes them retry
+                log.exception("could not mark %d outbox messages sent", len(batch))
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     def record_failure(self, claim: Claimed, error: BaseException, *, permanent: bool) -> None:
         reason = f"{type(error).__name__}: {error}"[:2000]
@@ -299,7 +366,7 @@ class OutboxWorker:
                             self.record_failure, outgoing.claim, exc, permanent=permanent
                         )
                     else:
-                        await asyncio.to_thread(self.record_sent, outgoing.claim)
+                        await self.mark_sent(outgoing.claim)
                     processed += 1
         except (ConnectionErrors, aiosmtplib.SMTPException, OSError) as exc:
             # The server is unreachable or went away: what was not handled retries later.

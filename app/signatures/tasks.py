@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.core.i18n import translate
 from app.core.templating import render_email
-from app.email.service import EmailMessage, renderer
+from app.email.service import EmailMessage, prefetcher, renderer
 from app.petitions.models import Petition
 from app.rights import service as rights_service
 from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureStatus
+
+
+@prefetcher("signature_confirmation", "signature_already_signed")
+def _prefetch(session: Session, payloads: list[dict[str, Any]]) -> list[Any]:
+    ids = [payload["signature_id"] for payload in payloads]
+    signatures = list(session.exec(select(Signature).where(col(Signature.id).in_(ids))))
+    petition_ids = {signature.petition_id for signature in signatures}
+    petitions = list(session.exec(select(Petition).where(col(Petition.id).in_(petition_ids))))
+    return [*signatures, *petitions]
 
 
 def _load(session: Session, payload: dict[str, Any]) -> tuple[Signature, Petition] | None:
