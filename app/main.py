@@ -18,6 +18,7 @@ from app.api import api_router, page_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.errors import ProblemError, document_problems, install_problem_handlers
+from app.core.http import CachedReads
 from app.core.logging import configure_logging
 from app.core.templating import page_templates
 from app.signatures.batch import SigningBatcher
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, html_or_problem)
     app.add_exception_handler(ProblemError, html_or_problem)
 
+    app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)

@@ -26,8 +26,12 @@ def test_public_reads_are_reused_briefly_then_refreshed(
         assert page.status_code == 200 and "content-length" in page.headers
         session.execute(update(Petition).values(goal=7))
         session.commit()
-        # Within the cache time: the same answer, without touching the database.
-        assert client.get("/api/v1/petitions/no-forced-return").json() == first
+        # Within the cache time: the same answer, without touching the database (answered
+        # before routing, with the same headers, security headers included).
+        again = client.get("/api/v1/petitions/no-forced-return")
+        assert again.json() == first
+        assert again.headers["content-type"] == "application/json"
+        assert again.headers["x-frame-options"] == "DENY"
         time.sleep(0.6)
         assert client.get("/api/v1/petitions/no-forced-return").json()["goal"] == 7
         # A different language is a different entry.
