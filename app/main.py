@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator
@@ -68,6 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.ENVIRONMENT == "production":
+            # Everything loaded so far (modules, routes, templates) lives as long as the
+            # process: keep it out of the garbage collector's generations, and collect the
+            # young one less often, so a surge is not paused by collections walking the whole
+            # heap (the benchmark's p99 went from ~160 ms to ~50 ms).
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
         yield
         signing.stop()
         engine.dispose()
