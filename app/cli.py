@@ -93,6 +93,7 @@ def worker(
 
 async def _run_worker(*, once: bool) -> None:
     from app.core.db import make_engine
+    from app.core.process import tune_garbage_collection
     from app.email import devmailbox
     from app.email.worker import OutboxWorker, mail_config
 
@@ -109,6 +110,7 @@ async def _run_worker(*, once: bool) -> None:
         raise typer.Exit(2)
     engine = make_engine(settings.DATABASE_URL, pool_size=settings.WORKER_CONCURRENCY)
     outbox = OutboxWorker(settings, engine, mail_config(settings, server=server, port=port))
+    tune_garbage_collection()
     try:
         if once:
             sent = await outbox.drain()
