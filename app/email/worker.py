@@ -16,6 +16,7 @@ import os
 import random
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from email import encoders
@@ -42,6 +43,10 @@ from app.email.models import OutboxMessage, OutboxStatus, SuppressionReason
 from app.email.service import PREFETCHERS, RENDERERS, Attachment, EmailMessage
 
 log = logging.getLogger(__name__)
+
+# A connection left open longer than this is closed rather than reused (servers drop idle
+# clients, and a stale connection would fail a lane).
+IDLE_REUSE_SECONDS = 5.0
 
 
 @dataclass
@@ -159,6 +164,8 @@ class OutboxWorker:
         self.mailer = FastMail(config)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.domain = settings.MAIL_FROM.rpartition("@")[2] or "chorus.local"
+        # SMTP connections left open by lanes, with when: reused by the next batch's lanes.
+        self._idle: list[tuple[Connection, float]] = []
         # Messages the SMTP server accepted, waiting to be marked sent by the next group commit.
         self._sent: list[tuple[int, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -381,41 +388,77 @@ class OutboxWorker:
         mime["Message-ID"] = f"<outbox-{claim.id}@{self.domain}>"
         return Outgoing(claim=claim, recipient=message.to, mime=mime)
 
+    # --- SMTP connections, kept open between batches -------------------------------------------
+
+    async def _connect(self) -> tuple[Connection, bool]:
+        """An SMTP connection: one left open by a previous lane if it is recent, else a new
+        one. -> (connection, reused)"""
+        while self._idle:
+            connection, since = self._idle.pop()
+            if time.monotonic() - since < IDLE_REUSE_SECONDS and connection.session.is_connected:
+                return connection, True
+            await self._close(connection)
+        connection = Connection(self.config)
+        await connection.__aenter__()
+        return connection, False
+
+    @staticmethod
+    async def _close(connection: Connection) -> None:
+        try:
+            await connection.session.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            connection.session.close()
+
+    async def close_idle(self) -> None:
+        """Say goodbye on the connections kept open (when the queue is empty, and on stop)."""
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            await self._close(connection)
+
     async def _send_lane(self, lane: list[Outgoing]) -> None:
         """Send a lane of messages over one SMTP connection, recording each result."""
         processed = 0
+        connection: Connection | None = None
         try:
-            async with Connection(self.config) as connection:
-                for outgoing in lane:
-                    try:
-                        if outgoing.recipient.isascii():
-                            await connection.session.sendmail(
-                                self.settings.MAIL_FROM,
-                                [outgoing.recipient],
-                                flatten(outgoing.mime),
-                            )
-                        else:  # needs SMTPUTF8: let aiosmtplib negotiate it
-                            await connection.session.send_message(
-                                outgoing.mime, recipients=[outgoing.recipient]
-                            )
-                    except aiosmtplib.SMTPServerDisconnected:
+            connection, reused = await self._connect()
+            for outgoing in lane:
+                try:
+                    await self._send(connection, outgoing)
+                except aiosmtplib.SMTPServerDisconnected:
+                    if not (reused and processed == 0):
                         raise  # the rest of the lane retries below
-                    except (aiosmtplib.SMTPException, OSError) as exc:
-                        permanent = is_permanent(exc)
-                        if permanent and is_bounce(exc):
-                            await asyncio.to_thread(
-                                self.record_bounce, outgoing.claim, outgoing.recipient
-                            )
+                    # The server closed the connection we kept: once, with a fresh one.
+                    connection.session.close()
+                    connection, reused = await self._connect()
+                    await self._send(connection, outgoing)
+                    await self.mark_sent(outgoing.claim)
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    permanent = is_permanent(exc)
+                    if permanent and is_bounce(exc):
                         await asyncio.to_thread(
-                            self.record_failure, outgoing.claim, exc, permanent=permanent
+                            self.record_bounce, outgoing.claim, outgoing.recipient
                         )
-                    else:
-                        await self.mark_sent(outgoing.claim)
-                    processed += 1
+                    await asyncio.to_thread(
+                        self.record_failure, outgoing.claim, exc, permanent=permanent
+                    )
+                else:
+                    await self.mark_sent(outgoing.claim)
+                processed += 1
+            self._idle.append((connection, time.monotonic()))
         except (ConnectionErrors, aiosmtplib.SMTPException, OSError) as exc:
+            if connection is not None:
+                connection.session.close()
             # The server is unreachable or went away: what was not handled retries later.
             for outgoing in lane[processed:]:
                 await asyncio.to_thread(self.record_failure, outgoing.claim, exc, permanent=False)
+
+    async def _send(self, connection: Connection, outgoing: Outgoing) -> None:
+        if outgoing.recipient.isascii():
+            await connection.session.sendmail(
+                self.settings.MAIL_FROM, [outgoing.recipient], flatten(outgoing.mime)
+            )
+        else:  # needs SMTPUTF8: let aiosmtplib negotiate it
+            await connection.session.send_message(outgoing.mime, recipients=[outgoing.recipient])
 
     async def run_once(self) -> int:
         """Claim, render and send one batch. Returns how many messages it handled."""
@@ -438,11 +481,14 @@ class OutboxWorker:
     async def drain(self, *, max_batches: int = 1000) -> int:
         """Send everything that is due now (used by tests and `chorus worker --once`)."""
         total = 0
-        for _ in range(max_batches):
-            handled = await self.run_once()
-            if not handled:
-                break
-            total += handled
+        try:
+            for _ in range(max_batches):
+                handled = await self.run_once()
+                if not handled:
+                    break
+                total += handled
+        finally:
+            await self.close_idle()
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -454,8 +500,10 @@ class OutboxWorker:
                 log.exception("outbox worker loop failed; retrying")
                 handled = 0
             if not handled:
+                await self.close_idle()  # nothing to send: no connection is kept waiting
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.settings.WORKER_POLL_SECONDS)
                 except TimeoutError:
                     pass
+        await self.close_idle()
         log.info("outbox worker %s stopped", self.name)
