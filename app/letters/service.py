@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal
+from sqlalchemy import String, case, cast, func, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -1077,6 +1077,14 @@ def manifest(delivery: PetitionDelivery, petition: Petition, settings: Settings)
 
 
 def annex(delivery: PetitionDelivery) -> bytes:
+    if not delivery.annex_gzip:
+        raise ProblemError(
+            410,
+            "annex-removed",
+            "The annex was removed",
+            "The petition's personal data was removed after its retention period; the "
+            "manifest still gives the annex's SHA-256.",
+        )
     return gzip.decompress(delivery.annex_gzip)
 
 
@@ -1118,3 +1126,37 @@ def list_deliveries(session: Session, *, petition_id: int) -> list[PetitionDeliv
             .order_by(col(PetitionDelivery.number))
         )
     )
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+def anonymise_petition(session: Session, *, petition_id: int) -> int:
+    """Remove the personal data of a petition's letters (retention: see rights.anonymise_expired)
+    and the signers' names in its delivery annexes. The delivery log, counts, hashes and
+    manifests stay. Returns how many letters were anonymised."""
+    anonymised = (
+        session.execute(
+            update(Letter)
+            .where(col(Letter.petition_id) == petition_id, col(Letter.email) != "")
+            .values(
+                name="",
+                email="",
+                email_normalised=literal("anonymised:", String) + cast(col(Letter.id), String),
+                city="",
+                message="",
+                ip_hash=None,
+            )
+            .returning(col(Letter.id))
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    session.execute(
+        update(PetitionDelivery)
+        .where(col(PetitionDelivery.petition_id) == petition_id)
+        .values(annex_gzip=b"")
+        .execution_options(synchronize_session=False)
+    )
+    return len(anonymised)

@@ -126,8 +126,8 @@ def render_delivery(
             petition,
         )
     petition_delivery = session.get(PetitionDelivery, delivery.petition_delivery_id)
-    if petition_delivery is None:
-        return None
+    if petition_delivery is None or not petition_delivery.annex_gzip:
+        return None  # (an annex removed after the retention period is not sent any more)
     language, subject, body = delivery_template(
         session, petition=petition, language=target.language
     )

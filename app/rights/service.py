@@ -26,6 +26,7 @@ from app.core.db import session_scope, utcnow
 from app.core.errors import ProblemError
 from app.core.tokens import TokenError, make_token, read_token
 from app.email.models import OutboxMessage, OutboxStatus, Suppression
+from app.letters import service as letter_service
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureStatus
@@ -349,7 +350,9 @@ def anonymise_expired(
     hourly totals stay right; its name and e-mail become empty, `email_normalised` becomes
     `anonymised:<id>` (it is unique per petition), the postcode NULL, consent to updates false,
     and `anonymised_at` is set. The outbox messages about anonymised signatures lose their
-    recipient, and those still pending are cancelled.
+    recipient, and those still pending are cancelled. The petition's letters lose their writers'
+    names, addresses, towns and texts, and its delivery annexes their signers' names (the
+    delivery log, counts and manifests stay).
 
     Set-based and in batches of `batch_size` rows, each batch its own transaction (so it runs
     against a live database and can be interrupted); idempotent: already anonymised rows are
@@ -374,7 +377,9 @@ def anonymise_expired(
                 ).scalar_one()
         else:
             count = _anonymise_petition(engine, petition_id=petition_id, batch_size=batch_size)
-            if count:
+            with session_scope(engine) as session:
+                letters = letter_service.anonymise_petition(session, petition_id=petition_id)
+            if count or letters:
                 with session_scope(engine) as session:
                     petition = session.get(Petition, petition_id)
                     audit_service.record(
@@ -383,7 +388,7 @@ def anonymise_expired(
                         action="signatures.anonymised",
                         subject=f"petition:{slug}",
                         campaign_id=petition.campaign_id if petition else None,
-                        details={"signatures": count, "retention_days": days},
+                        details={"signatures": count, "letters": letters, "retention_days": days},
                     )
         log.info("anonymised %s signature(s) of %s%s", count, slug, " (dry run)" if dry_run else "")
         done.append(PetitionAnonymisation(petition_id=petition_id, slug=slug, signatures=count))

@@ -184,3 +184,53 @@ def test_a_petition_without_officials_cannot_be_delivered(
     response = deliver(client, admin, petition.slug)
     assert response.status_code == 409
     assert response.json()["title"] == "The petition has no official to deliver it to"
+
+
+def test_retention_removes_letters_and_annex_names_but_keeps_the_record(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+    engine: Any,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import select
+
+    from app.letters.models import Letter
+    from app.petitions.models import PetitionStatus
+    from app.rights import service as rights_service
+
+    confirmed_signatures(session, settings, demo)
+    body = {
+        "name": "Ji-woo Park",
+        "email": "jiwoo.letter@example.org",
+        "city": "Busan",
+        "country": "KR",
+        "targets": ["kr-mofa"],
+        "message": "Please let them go where they wish to go, in safety and soon.",
+    }
+    assert client.post(f"/api/v1/petitions/{demo.slug}/letters", json=body).status_code == 202
+    assert deliver(client, admin, demo.slug).status_code == 201
+    petition = session.get(Petition, demo.id)
+    assert petition is not None
+    petition.status = PetitionStatus.closed
+    petition.closed_at = datetime.now(UTC) - timedelta(days=200)
+    session.add(petition)
+    session.commit()
+
+    report = rights_service.anonymise_expired(engine, days=183)
+    assert report.signatures == len(SIGNERS)
+    [letter] = session.exec(select(Letter)).all()
+    assert (letter.name, letter.email, letter.city, letter.message) == ("", "", "", "")
+    gone = client.get(
+        f"/api/v1/admin/petitions/{demo.slug}/deliveries/1/annex.csv", headers=admin.headers
+    )
+    assert gone.status_code == 410
+    manifest = client.get(
+        f"/api/v1/admin/petitions/{demo.slug}/deliveries/1/manifest.json", headers=admin.headers
+    )
+    assert manifest.status_code == 200 and len(manifest.json()["annex"]["sha256"]) == 64
