@@ -23,6 +23,7 @@ from app.core.logging import configure_logging
 from app.core.process import tune_garbage_collection
 from app.core.templating import page_templates
 from app.signatures.batch import SigningBatcher
+from app.signatures.fastpath import FastSigning
 
 
 def _wants_html(request: Request) -> bool:
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, html_or_problem)
     app.add_exception_handler(ProblemError, html_or_problem)
 
+    app.add_middleware(FastSigning)
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders)
 

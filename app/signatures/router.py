@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.abuse import service as abuse_service
-from app.abuse.service import SigningSource
 from app.core.config import Settings
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Problem
 from app.core.http import json_response
+from app.signatures import fastpath
 from app.signatures import service as signature_service
-from app.signatures.batch import SigningBatcher
 from app.signatures.models import ConfirmRequest, ConfirmResult, SignatureAccepted, SignatureCreate
 
 router = APIRouter(tags=["signatures"])
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
-
-
-ACCEPTED = b'{"status":"pending_confirmation"}'
 
 
 @router.post(
@@ -36,7 +30,8 @@ async def sign_petition(slug: str, body: SignatureCreate, request: Request) -> R
     """Sign a petition. The signature counts once its e-mail address is confirmed.
 
     The answer is the same whether or not this address has signed before. It comes once the
-    signature is committed (several concurrent signatures share a commit: app/signatures/batch).
+    signature is committed (several concurrent signatures share a commit: app/signatures/batch;
+    valid requests are answered before routing: app/signatures/fastpath).
     """
     settings: Settings = request.app.state.settings
     ip = request.client.host if request.client else None
@@ -44,16 +39,14 @@ async def sign_petition(slug: str, body: SignatureCreate, request: Request) -> R
         await run_in_threadpool(
             abuse_service.check_captcha, settings, token=body.captcha_token, ip=ip
         )
-    batcher: SigningBatcher = request.app.state.signing
-    await asyncio.wrap_future(
-        batcher.submit(
-            slug=slug,
-            data=body,
-            accept_language=request.headers.get("accept-language"),
-            source=SigningSource(ip=ip),
-        )
+    await fastpath.record(
+        request.app,
+        slug=slug,
+        data=body,
+        accept_language=request.headers.get("accept-language"),
+        ip=ip,
     )
-    return Response(ACCEPTED, status_code=202, media_type="application/json")
+    return Response(fastpath.ACCEPTED, status_code=202, media_type="application/json")
 
 
 @router.post(

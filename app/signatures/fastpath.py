@@ -1,0 +1,121 @@
+"""The signing API's fast path: a valid signature skips the framework's routing.
+
+In a surge, FastAPI's router (which walks every route), its dependency machinery and its
+middleware cost more CPU than recording the signature itself (group-committed, see batch.py).
+This ASGI middleware recognises `POST /api/v1/petitions/{slug}/signatures`, reads and validates
+the body with the same model, and hands it to the same batcher as the route does. Anything it
+does not handle plainly (an invalid or oversized body, another content type, CAPTCHA switched
+on) goes on to the FastAPI route unchanged, so that route remains the one definition of errors
+and of the API's schema; the answers are the same either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.abuse.service import SigningSource
+from app.signatures.models import SignatureCreate
+
+SIGN_PATH = re.compile(r"/api/v1/petitions/([a-z0-9][a-z0-9-]{0,79})/signatures")
+ACCEPTED = b'{"status":"pending_confirmation"}'
+ACCEPTED_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(ACCEPTED)).encode()),
+]
+
+
+async def record(
+    app: Any, *, slug: str, data: SignatureCreate, accept_language: str | None, ip: str | None
+) -> None:
+    """Queue the signature with the app's batcher and wait for its commit."""
+    await asyncio.wrap_future(
+        app.state.signing.submit(
+            slug=slug, data=data, accept_language=accept_language, source=SigningSource(ip=ip)
+        )
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the already-read body over again, then the rest of the stream."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class FastSigning:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = (
+            SIGN_PATH.fullmatch(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "POST"
+            else None
+        )
+        application = scope.get("app")
+        if match is None or application is None or application.state.settings.CAPTCHA_PROVIDER:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            await self.app(scope, receive, send)
+            return
+        limit = application.state.settings.MAX_BODY_BYTES
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > limit or not message.get("more_body", False):
+                break
+        try:
+            data = None if len(body) > limit else SignatureCreate.model_validate_json(body)
+        except ValidationError:
+            data = None
+        if data is None:  # the route answers with its problem details (or 413)
+            await self.app(scope, _replay(body, receive), send)
+            return
+        client = scope.get("client")
+        accept_language = headers.get(b"accept-language")
+        try:
+            await record(
+                application,
+                slug=match[1],
+                data=data,
+                accept_language=accept_language.decode("latin-1") if accept_language else None,
+                ip=client[0] if client else None,
+            )
+        except Exception as exc:  # the app's own handlers answer, as for the route
+            handler = _handler_for(application, exc)
+            if handler is None:
+                raise
+            response = handler(Request(scope, receive), exc)
+            if inspect.isawaitable(response):
+                response = await response
+            await response(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 202, "headers": ACCEPTED_HEADERS})
+        await send({"type": "http.response.body", "body": ACCEPTED})
+
+
+def _handler_for(application: Any, exc: Exception) -> Any:
+    for cls in type(exc).__mro__:
+        handler = application.exception_handlers.get(cls)
+        if handler is not None:
+            return handler
+    return None
