@@ -27,6 +27,7 @@ from sqlmodel import Field, SQLModel
 from app.campaigns.models import Key, Locale, line, paragraphs
 from app.core.db import UTCDateTime, utcnow
 from app.signatures import validation
+from app.signatures.models import Supporter
 from app.targets.models import DeliveryChannel
 
 
@@ -263,27 +264,12 @@ class Preview(BaseModel):
     html: str
 
 
-class LetterCreate(BaseModel):
+class LetterCreate(Supporter):
     """A supporter's letter to some of the petition's targets (by target key)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = PydanticField(max_length=500, examples=["Kim Min-jun"])
-    email: str = PydanticField(max_length=320, examples=["supporter@example.org"])
     city: Annotated[str, *line(100, min_length=0)] = ""
-    country: str = PydanticField(max_length=60, examples=["KR"])
     targets: list[Key] = PydanticField(min_length=1, max_length=50, examples=[["ua-president"]])
     message: Annotated[str, *paragraphs(10_000, min_length=20)]
-    locale: str | None = PydanticField(default=None, max_length=35, examples=["ko"])
-    captcha_token: str | None = PydanticField(
-        default=None,
-        max_length=4096,
-        description="The CAPTCHA answer, when the site has CAPTCHA_PROVIDER set.",
-    )
-
-    _name = field_validator("name")(validation.check_name)
-    _email = field_validator("email")(validation.check_email)
-    _country = field_validator("country")(validation.check_country)
 
 
 class LetterAccepted(BaseModel):

@@ -113,16 +113,15 @@ class SignatureHourlyTally(SQLModel, table=True):
 # --- API shapes -------------------------------------------------------------------------------
 
 
-class SignatureCreate(BaseModel):
-    """What a supporter submits. Field rules live in `app.signatures.validation`."""
+class Supporter(BaseModel):
+    """Who a supporter is, as signing and letters ask it. Field rules live in
+    `app.signatures.validation`."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = PydanticField(max_length=500, examples=["Kim Min-jun"])
     email: str = PydanticField(max_length=320, examples=["supporter@example.org"])
     country: str = PydanticField(max_length=60, examples=["KR"])
-    postcode: str | None = PydanticField(default=None, max_length=60)
-    consent_updates: bool = False
     locale: str | None = PydanticField(default=None, max_length=35, examples=["ko"])
     captcha_token: str | None = PydanticField(
         default=None,
@@ -133,6 +132,14 @@ class SignatureCreate(BaseModel):
     _name = field_validator("name")(validation.check_name)
     _email = field_validator("email")(validation.check_email)
     _country = field_validator("country")(validation.check_country)
+
+
+class SignatureCreate(Supporter):
+    """What a supporter submits to sign."""
+
+    postcode: str | None = PydanticField(default=None, max_length=60)
+    consent_updates: bool = False
+
     _postcode = field_validator("postcode")(validation.check_postcode)
 
 
