@@ -7,6 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ENVIRONMENT=production
 
+# Fonts for printable (postal) letters: Latin and Cyrillic (DejaVu), Hangul (Noto CJK); see
+# PDF_FONTS in the README.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin chorus
 WORKDIR /srv/chorus
 
