@@ -1128,6 +1128,23 @@ def list_deliveries(session: Session, *, petition_id: int) -> list[PetitionDeliv
     )
 
 
+def letters_of(
+    session: Session, *, petition_id: int, email_normalised: str
+) -> list[tuple[Letter, list[str]]]:
+    """An address's letters to a petition's officials, with the officials' names (for the
+    supporter's data download)."""
+    letters = session.exec(
+        select(Letter)
+        .where(Letter.petition_id == petition_id, Letter.email_normalised == email_normalised)
+        .order_by(col(Letter.id))
+    ).all()
+    ids = {i for letter in letters for i in letter.target_ids}
+    names = dict(
+        session.execute(select(Target.id, Target.name).where(col(Target.id).in_(ids))).all()
+    )
+    return [(letter, [names.get(i, "") for i in letter.target_ids]) for letter in letters]
+
+
 # --- retention --------------------------------------------------------------------------------
 
 

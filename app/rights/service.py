@@ -225,6 +225,20 @@ class SuppressionData(BaseModel):
     created_at: datetime
 
 
+class LetterData(BaseModel):
+    """A letter the same address wrote to the petition's officials."""
+
+    id: int
+    status: str
+    created_at: datetime
+    confirmed_at: datetime | None
+    name: str
+    city: str
+    country: str
+    message: str
+    targets: list[str]
+
+
 class SignatureExport(BaseModel):
     """Everything Chorus holds about one signature (links and tokens are never included)."""
 
@@ -237,6 +251,8 @@ class SignatureExport(BaseModel):
     # Set when the address is on the list that no campaign update may reach (unsubscribed or
     # bounced).
     suppression: SuppressionData | None = None
+    # Letters from this address to the petition's officials.
+    letters: list[LetterData] = []
 
 
 def export(session: Session, *, token: str, settings: Settings) -> SignatureExport:
@@ -249,6 +265,7 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
     assert signature.id is not None
     messages: list[MessageData] = []
     suppression: SuppressionData | None = None
+    letters: list[LetterData] = []
     if signature.email:  # anonymised signatures have no address, and their messages none either
         rows = session.execute(
             select(
@@ -264,6 +281,22 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
         messages = [
             MessageData(kind=kind, status=str(status), created_at=created_at, sent_at=sent_at)
             for kind, status, created_at, sent_at in rows
+        ]
+        letters = [
+            LetterData(
+                id=letter.id or 0,
+                status=str(letter.status),
+                created_at=letter.created_at,
+                confirmed_at=letter.confirmed_at,
+                name=letter.name,
+                city=letter.city,
+                country=letter.country,
+                message=letter.message,
+                targets=names,
+            )
+            for letter, names in letter_service.letters_of(
+                session, petition_id=petition.id or 0, email_normalised=signature.email_normalised
+            )
         ]
         suppressed = session.get(Suppression, signature.email_normalised)
         if suppressed is not None:
@@ -291,6 +324,7 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
         petition=PetitionRef(slug=petition.slug, title=petition.text(signature.locale)["title"]),
         messages=messages,
         suppression=suppression,
+        letters=letters,
     )
 
 

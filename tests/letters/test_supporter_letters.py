@@ -458,3 +458,27 @@ def test_concurrent_confirmations_naming_officials_in_any_order_all_go_through(
 
         with ThreadPoolExecutor(12) as pool:
             assert list(pool.map(confirm, tokens)) == [200] * 12
+
+
+def test_a_supporters_data_download_includes_their_letters(
+    client: TestClient, demo: Petition, settings: Settings, session: Session
+) -> None:
+    from app.rights import service as rights_service
+    from app.signatures.models import Signature
+
+    signed = client.post(
+        f"/api/v1/petitions/{demo.slug}/signatures",
+        json={"name": "Ji-woo Park", "email": "Jiwoo@example.org", "country": "KR"},
+    )
+    assert signed.status_code == 202
+    assert (
+        write(client, demo.slug, email="jiwoo@example.org", targets=["kr-mofa"]).status_code == 202
+    )
+    signature = session.exec(select(Signature)).one()
+    assert signature.id is not None
+    token = rights_service.manage_token(settings, signature_id=signature.id)
+    data = client.post("/api/v1/signatures/manage/export", json={"token": token}).json()
+    [letter] = data["letters"]
+    assert letter["message"] == PERSONAL and letter["city"] == "Busan"
+    assert letter["targets"] == ["Minister of Foreign Affairs of the Republic of Korea"]
+    assert letter["status"] == "unconfirmed"
