@@ -32,6 +32,7 @@ from fastapi_mail import ConnectionConfig, FastMail, MessageSchema, MessageType
 from fastapi_mail.connection import Connection
 from fastapi_mail.errors import ConnectionErrors
 from fastapi_mail.schemas import MultipartSubtypeEnum
+from pydantic import NameEmail
 from sqlalchemy import Engine, or_, select, update
 from sqlmodel import Session, col
 
@@ -358,7 +359,7 @@ class OutboxWorker:
             # fastapi-mail re-validates recipients and turns an IDNA domain back into Unicode,
             # which it then cannot encode: it gets the sender as a stand-in, and the real
             # recipient goes into the To header and the SMTP envelope below.
-            recipients=[self.settings.MAIL_FROM],
+            recipients=[NameEmail("", self.settings.MAIL_FROM)],
             subject=message.subject,
             body=message.text,
             alternative_body=message.html,
