@@ -274,10 +274,8 @@ class OutboxWorker:
             log.warning("outbox message %s: lease lost before its result was recorded", message_id)
 
     def _finish(self, message_id: int, *, status: OutboxStatus, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "locked_until": None, "last_error": error}
-        if status == OutboxStatus.sent:
-            values["sent_at"] = utcnow()
-        self._update_own(message_id, **values)
+        """A message that will not be sent (failed or cancelled); sent ones: record_sent_many."""
+        self._update_own(message_id, status=status, locked_until=None, last_error=error)
 
     def record_sent_many(self, message_ids: list[int]) -> None:
         """Mark messages this worker holds as sent, in one statement and one commit."""
