@@ -181,16 +181,7 @@ def save_template(
     template = letter_service.save_template(
         session, actor=user, campaign=campaign, kind=kind, language=_language(language), data=body
     )
-    return json_response(
-        TemplateAdmin(
-            kind=template.kind,
-            language=template.language,
-            subject=template.subject,
-            body=template.body,
-            message=template.message,
-            updated_at=template.updated_at,
-        )
-    )
+    return json_response(letter_service.template_to_admin(template))
 
 
 @admin_router.delete(

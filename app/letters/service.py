@@ -195,23 +195,24 @@ def delete_template(
     )
 
 
+def template_to_admin(template: LetterTemplate) -> TemplateAdmin:
+    return TemplateAdmin(
+        kind=template.kind,
+        language=template.language,
+        subject=template.subject,
+        body=template.body,
+        message=template.message,
+        updated_at=template.updated_at,
+    )
+
+
 def list_templates(session: Session, *, campaign_id: int) -> list[TemplateAdmin]:
     rows = session.exec(
         select(LetterTemplate)
         .where(LetterTemplate.campaign_id == campaign_id)
         .order_by(col(LetterTemplate.kind), col(LetterTemplate.language))
     )
-    return [
-        TemplateAdmin(
-            kind=t.kind,
-            language=t.language,
-            subject=t.subject,
-            body=t.body,
-            message=t.message,
-            updated_at=t.updated_at,
-        )
-        for t in rows
-    ]
+    return [template_to_admin(template) for template in rows]
 
 
 def supporter_template(
