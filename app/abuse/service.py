@@ -132,12 +132,7 @@ def _hold_reason(
 ) -> str | None:
     if check.source.honeypot:
         return "honeypot"
-    actions = {
-        rules.get((RuleKind.domain, check.domain)),
-        rules.get((RuleKind.email, check.email_normalised)),
-    }
-    if check.ip_digest:
-        actions.add(rules.get((RuleKind.ip, check.ip_digest)))
+    actions = _rule_actions(rules, check.ip_digest, check.email_normalised)
     if RuleAction.block in actions:
         return "blocked"
     if RuleAction.allow in actions:
@@ -169,18 +164,25 @@ def _hold_reason(
     return reason
 
 
+def _rule_actions(
+    rules: dict[tuple[str, str], str], ip_digest: str | None, email_normalised: str
+) -> set[str | None]:
+    """What the allow/block rules say of this IP, this address and its domain."""
+    actions = {
+        rules.get((RuleKind.domain, email_normalised.rpartition("@")[2])),
+        rules.get((RuleKind.email, email_normalised)),
+    }
+    if ip_digest:
+        actions.add(rules.get((RuleKind.ip, ip_digest)))
+    return actions
+
+
 def blocked(
     session: Session, *, settings: Settings, ip_digest: str | None, email_normalised: str
 ) -> bool:
     """Whether an organiser blocked this IP, this address or its domain (allow lists aside)."""
     rules = _rules(session, cache_seconds=settings.CACHE_SECONDS)
-    keys = [
-        (RuleKind.email, email_normalised),
-        (RuleKind.domain, email_normalised.rpartition("@")[2]),
-    ]
-    if ip_digest:
-        keys.append((RuleKind.ip, ip_digest))
-    return any(rules.get(key) == RuleAction.block for key in keys)
+    return RuleAction.block in _rule_actions(rules, ip_digest, email_normalised)
 
 
 def check_captcha(settings: Settings, *, token: str | None, ip: str | None) -> None:
