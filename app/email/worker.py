@@ -33,7 +33,7 @@ from fastapi_mail.connection import Connection
 from fastapi_mail.errors import ConnectionErrors
 from fastapi_mail.schemas import MultipartSubtypeEnum
 from pydantic import NameEmail
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, Update, or_, select, text, update
 from sqlmodel import Session, col
 
 import app.tasks  # noqa: F401  (registers every domain's renderers)
@@ -173,7 +173,8 @@ class OutboxWorker:
 
     # --- database side (synchronous, each step its own short transaction) --------------------
 
-    def claim(self, limit: int) -> list[Claimed]:
+    def claim_statement(self, limit: int) -> Update:
+        """Lease up to `limit` due messages to this worker, returning what it needs of them."""
         now = utcnow()
         due = (
             select(col(OutboxMessage.id))
@@ -188,7 +189,7 @@ class OutboxWorker:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        stmt = (
+        return (
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
             .values(
@@ -204,8 +205,23 @@ class OutboxWorker:
             )
             .execution_options(synchronize_session=False)
         )
+
+    @staticmethod
+    def plan_claims_in_index_order(session: Session) -> None:
+        """Make this transaction's claim read its batch off the front of ix_outbox_pending.
+
+        That index is in the claim's order, but in a surge the queue grows faster than
+        autovacuum refreshes the statistics; on stale ones PostgreSQL believes a few rows are
+        pending and fetches and sorts all of them instead (100k: 80 ms per claim, spilled to
+        disk), while the index gives the batch in a millisecond whatever the statistics say.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT set_config('enable_sort', 'off', true)"))
+
+    def claim(self, limit: int) -> list[Claimed]:
         with Session(self.engine) as session:
-            rows = session.execute(stmt).all()
+            self.plan_claims_in_index_order(session)
+            rows = session.execute(self.claim_statement(limit)).all()
             session.commit()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, select
 
 from app.core.config import Settings
@@ -229,3 +229,32 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_result(
     # The slow worker finally reports a failure: it must not undo "sent".
     slow.record_failure(claim, OSError("timed out"), permanent=True)
     assert statuses(session) == ["sent"]
+
+
+def test_a_claim_reads_its_batch_off_the_pending_index_without_sorting_the_queue(
+    session: Session, engine: Engine, settings: Settings
+) -> None:
+    """A surge queues messages faster than autovacuum gathers statistics: on none at all, the
+    claim must still take its batch off the front of ix_outbox_pending, not sort the queue."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL plan")
+    now = utcnow()
+    session.execute(
+        insert(OutboxMessage),
+        [
+            {"kind": "test_note", "payload": {"n": n}, "next_attempt_at": now, "created_at": now}
+            for n in range(20_000)
+        ],
+    )
+    worker = make_worker(settings, engine)
+    with Session(engine) as planning:
+        worker.plan_claims_in_index_order(planning)
+        claim = worker.claim_statement(200).compile(dialect=engine.dialect)
+        plan = "\n".join(
+            row[0]
+            for row in planning.connection().exec_driver_sql(f"EXPLAIN {claim}", claim.params)
+        )
+        planning.rollback()
+    assert "Index Scan using ix_outbox_pending" in plan, plan
+    assert "Sort" not in plan, plan
+    assert len(worker.claim(200)) == 200
