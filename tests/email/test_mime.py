@@ -1,0 +1,129 @@
+"""The bytes the worker sends: the same as the email package would write, in a sound MIME shape."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import io
+from email.generator import BytesGenerator
+from email.message import Message
+from email.policy import compat32
+
+import pytest
+
+from app.core.config import Settings
+from app.email.service import Attachment, EmailMessage
+from app.email.worker import Claimed, OutboxWorker, flatten, mail_config
+
+HTML = "<p>Thank you, {name}.</p>\n<p><a href='https://example.org/c/abc'>Confirm</a></p>\n"
+TEXT = "Thank you, {name}.\n\nConfirm: https://example.org/c/abc\r\nFrom the campaign team\n"
+
+MESSAGES = {
+    "English": EmailMessage(
+        to="ada@example.org",
+        to_name="Ada Lovelace",
+        subject="Please confirm your signature",
+        text=TEXT.format(name="Ada"),
+        html=HTML.format(name="Ada"),
+    ),
+    "Korean, with a long subject and custom headers": EmailMessage(
+        to="minjun@example.org",
+        to_name="김민준",
+        subject="서명을 확인해 주세요: 포로가 된 북한 군인 두 명의 강제 송환을 막아 주세요 " * 2,
+        text=TEXT.format(name="김민준"),
+        html=HTML.format(name="김민준"),
+        headers={
+            "Content-Language": "ko",
+            "List-Unsubscribe": "<https://example.org/updates/unsubscribe/" + "x" * 90 + ">",
+        },
+    ),
+    "Ukrainian letter, from and reply-to a supporter, with attachments": EmailMessage(
+        to="office@example.org",
+        to_name='Міністр "закордонних" справ, Київ',
+        subject="Лист про захист двох полонених",
+        text="Шановний пане Міністре,\n\nFrom a supporter.\n",
+        html="<p>Шановний пане Міністре,</p>",
+        from_name="Олена Коваленко (via Chorus)",
+        reply_to=[("Олена Коваленко", "olena@example.org"), ("", "team@example.org")],
+        attachments=[
+            Attachment("signatures.csv", "name,country\nАда,UA\n".encode(), "text/csv"),
+            Attachment("letter.pdf", bytes(range(256)) * 40, "application/pdf"),
+        ],
+    ),
+}
+
+
+def reference(message: Message) -> bytes:
+    """What the email package itself writes (as aiosmtplib's send_message would)."""
+    with io.BytesIO() as out:
+        BytesGenerator(out, policy=compat32).flatten(message)
+        return out.getvalue()
+
+
+def built(settings: Settings, message: EmailMessage) -> Message:
+    worker = OutboxWorker(settings, engine=None, config=mail_config(settings, server="", port=25))  # type: ignore[arg-type]
+    claim = Claimed(id=7, kind="test", payload={}, attempts=1)
+    return asyncio.run(worker.build(claim, message)).mime  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", MESSAGES)
+def test_the_bytes_sent_are_what_the_email_package_writes(settings: Settings, name: str) -> None:
+    mime = built(settings, MESSAGES[name])
+    assert flatten(mime) == reference(mime)
+
+
+def test_shapes_the_quick_writer_does_not_cover_go_to_the_email_package() -> None:
+    mangled = Message()
+    mangled["Subject"] = "A line that Compat32 mangles"
+    mangled.set_payload("Hello\nFrom here on\n")
+    signed = email.message_from_string(
+        'Content-Type: multipart/signed; boundary="b"\n\n--b\n\nhi\n--b--\n', policy=compat32
+    )
+    for message in (mangled, signed):
+        assert flatten(message) == reference(message)
+    assert b">From here on" in flatten(mangled)
+
+
+def test_messages_have_a_sound_mime_structure(settings: Settings) -> None:
+    plain = email.message_from_bytes(
+        flatten(built(settings, MESSAGES["English"])), policy=email.policy.default
+    )
+    assert plain.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in plain.iter_parts()] == ["text/plain", "text/html"]
+    assert plain["Subject"] == "Please confirm your signature"
+    assert plain["Message-ID"] == "<outbox-7@example.org>"
+
+    letter = email.message_from_bytes(
+        flatten(
+            built(
+                settings,
+                MESSAGES["Ukrainian letter, from and reply-to a supporter, with attachments"],
+            )
+        ),
+        policy=email.policy.default,
+    )
+    assert [p.get_content_type() for p in letter.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/csv",
+        "application/pdf",
+    ]
+    # The message's headers once, on the top part; multiparts carry no transfer encoding
+    # (RFC 2045 allows none but 7bit, 8bit and binary there).
+    assert letter["Subject"] == "Лист про захист двох полонених"
+    for part in letter.walk():
+        if part.is_multipart():
+            assert "Content-Transfer-Encoding" not in part
+            if part is not letter:
+                assert "Subject" not in part and "To" not in part
+    assert letter["Reply-To"] == "Олена Коваленко <olena@example.org>, team@example.org"
+    (sender,) = letter["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "Олена Коваленко (via Chorus)",
+        settings.MAIL_FROM,
+    )
+    pdf = next(p for p in letter.walk() if p.get_content_type() == "application/pdf")
+    assert pdf.get_content() == bytes(range(256)) * 40
