@@ -25,7 +25,7 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check app tests migrations bench
 	$(BIN)/ruff format --check app tests migrations bench
-	$(BIN)/mypy app tests
+	$(BIN)/mypy app tests bench
 
 # pytest exits non-zero when no test ran (exit 5), so an empty run fails here too.
 test: $(STAMP) lint
