@@ -159,6 +159,8 @@ class SigningBatcher:
             # others are not refused because of it.
             log.warning("signing batch of %d failed (%s); retrying one by one", len(jobs), exc)
             for job in jobs:
+                if job.future.done():  # already answered on its own (e.g. a closed petition)
+                    continue
                 try:
                     self._commit([job])
                 except Exception as single:
