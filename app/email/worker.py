@@ -33,7 +33,7 @@ from fastapi_mail.connection import Connection
 from fastapi_mail.errors import ConnectionErrors
 from fastapi_mail.schemas import MultipartSubtypeEnum
 from pydantic import NameEmail
-from sqlalchemy import Engine, Update, or_, select, text, update
+from sqlalchemy import Engine, Update, literal_column, or_, select, text, update
 from sqlmodel import Session, col
 
 import app.tasks  # noqa: F401  (registers every domain's renderers)
@@ -248,7 +248,9 @@ class OutboxWorker:
         due = (
             select(col(OutboxMessage.id))
             .where(
-                col(OutboxMessage.status) == OutboxStatus.pending,
+                # A literal, not a parameter: a prepared statement's generic plan can use the
+                # partial index only when the condition is visibly its predicate.
+                col(OutboxMessage.status) == literal_column(f"'{OutboxStatus.pending.value}'"),
                 col(OutboxMessage.next_attempt_at) <= now,
                 or_(
                     col(OutboxMessage.locked_until).is_(None), col(OutboxMessage.locked_until) < now
