@@ -101,6 +101,7 @@ class _SmtpSession(asyncio.Protocol):
         self.sink = sink
         self.buffer = bytearray()
         self.in_data = False
+        self.scanned = 0  # how much of a message's data has been searched for its end
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -116,12 +117,13 @@ class _SmtpSession(asyncio.Protocol):
                 if self.buffer.startswith(b".\r\n"):
                     end, content = 0, b""
                 else:
-                    end = self.buffer.find(b"\r\n.\r\n")
+                    end = self.buffer.find(b"\r\n.\r\n", self.scanned)
                     if end < 0:
+                        self.scanned = max(0, len(self.buffer) - 4)  # the end may straddle
                         break
                     content, end = bytes(self.buffer[: end + 2]), end + 2
                 del self.buffer[: end + 3]
-                self.in_data = False
+                self.in_data, self.scanned = False, 0
                 self.sink.received(content)
                 replies.append(b"250 OK\r\n")
                 continue
