@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, func, update
+from sqlalchemy import Engine, case, delete, func, true, update
 from sqlmodel import Session, col, select
 
 from app.auth.models import ApiToken, CampaignMember, LoginFailure, Role, TokenKind, User
@@ -71,11 +71,18 @@ def campaign_slugs(session: Session, *, user: User) -> list[str]:
 def check_login_allowed(
     session: Session, *, settings: Settings, email: str, ip_digest: str | None
 ) -> None:
-    """Refuse (429) while an address or an IP has too many recent failed sign-ins."""
+    """Refuse (429) while there have been too many recent failed sign-ins: to this account from
+    this IP, to this account from everywhere, or from this IP to any account.
+
+    The first limit is the low one, so that someone guessing from one place cannot lock the
+    account's owner out from theirs; the account-wide limit (100 by default, as NIST SP 800-63B
+    allows) stops guessing spread over many addresses.
+    """
     since = utcnow() - timedelta(minutes=settings.LOGIN_WINDOW_MINUTES)
     email = email.strip().lower()
-    by_email = session.exec(
-        select(func.count())
+    from_here = col(LoginFailure.ip_hash) == ip_digest if ip_digest else true()
+    by_email, by_email_here = session.exec(
+        select(func.count(), func.coalesce(func.sum(case((from_here, 1), else_=0)), 0))
         .select_from(LoginFailure)
         .where(LoginFailure.email == email, col(LoginFailure.created_at) >= since)
     ).one()
@@ -87,7 +94,8 @@ def check_login_allowed(
             .where(LoginFailure.ip_hash == ip_digest, col(LoginFailure.created_at) >= since)
         ).one()
     if (
-        by_email >= settings.LOGIN_MAX_FAILURES_PER_EMAIL
+        by_email_here >= settings.LOGIN_MAX_FAILURES_PER_EMAIL_AND_IP
+        or by_email >= settings.LOGIN_MAX_FAILURES_PER_EMAIL
         or by_ip >= settings.LOGIN_MAX_FAILURES_PER_IP
     ):
         raise ProblemError(

@@ -56,8 +56,10 @@ class Settings(BaseSettings):
     MAX_CONFIRMATION_SENDS: int = Field(default=3, ge=1)
     TALLY_SHARDS: int = Field(default=16, ge=1, le=256)
 
-    # Sign-in: failed attempts allowed per address and per IP in LOGIN_WINDOW_MINUTES.
-    LOGIN_MAX_FAILURES_PER_EMAIL: int = Field(default=10, ge=1)
+    # Sign-in: failed attempts allowed in LOGIN_WINDOW_MINUTES for an account address from one
+    # IP, for an account address from all IPs together, and from one IP for all accounts.
+    LOGIN_MAX_FAILURES_PER_EMAIL_AND_IP: int = Field(default=10, ge=1)
+    LOGIN_MAX_FAILURES_PER_EMAIL: int = Field(default=100, ge=1)
     LOGIN_MAX_FAILURES_PER_IP: int = Field(default=50, ge=1)
     LOGIN_WINDOW_MINUTES: int = Field(default=15, ge=1)
 
