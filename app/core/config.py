@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     MAX_CONFIRMATION_SENDS: int = Field(default=3, ge=1)
     TALLY_SHARDS: int = Field(default=16, ge=1, le=256)
 
+    # A petition delivery's signatory list larger than this (gzip-compressed bytes) is not
+    # attached to the e-mail (mail servers refuse big messages) but linked, for a year.
+    ANNEX_ATTACH_MAX_BYTES: int = Field(default=10_000_000, ge=0)
+
     # Sign-in: failed attempts allowed in LOGIN_WINDOW_MINUTES for an account address from one
     # IP, for an account address from all IPs together, and from one IP for all accounts.
     LOGIN_MAX_FAILURES_PER_EMAIL_AND_IP: int = Field(default=10, ge=1)

@@ -19,7 +19,9 @@ The petition: {{ petition.url }}
 Confirmed signatures by country:
 {% for row in delivery.countries %}- {{ row.name }}: {{ row.count }}
 {% endfor %}
-Attached are {{ delivery.annex_filename }}, the list of signatories ({{ delivery.annex_rows }} rows), and manifest.json. The SHA-256 of the list is:
+{% if delivery.annex_url %}The list of signatories, {{ delivery.annex_filename }} ({{ delivery.annex_rows }} rows), is too large to attach: download it (gzip-compressed) from
+{{ delivery.annex_url }}
+manifest.json is attached. {% else %}Attached are {{ delivery.annex_filename }}, the list of signatories ({{ delivery.annex_rows }} rows), and manifest.json. {% endif %}The SHA-256 of the list is:
 {{ delivery.annex_sha256 }}
 so you can check that it reached you unaltered.
 
@@ -38,7 +40,9 @@ Yours sincerely,
 국가별 확인된 서명:
 {% for row in delivery.countries %}- {{ row.name }}: {{ row.count }}
 {% endfor %}
-서명자 명단 {{ delivery.annex_filename }}({{ delivery.annex_rows }}행)과 manifest.json을 첨부합니다. 명단의 SHA-256 값은 다음과 같습니다:
+{% if delivery.annex_url %}서명자 명단 {{ delivery.annex_filename }}({{ delivery.annex_rows }}행)은 첨부하기에 너무 커서 다음 주소에서 (gzip 압축 파일로) 내려받으실 수 있습니다:
+{{ delivery.annex_url }}
+manifest.json을 첨부합니다. {% else %}서명자 명단 {{ delivery.annex_filename }}({{ delivery.annex_rows }}행)과 manifest.json을 첨부합니다. {% endif %}명단의 SHA-256 값은 다음과 같습니다:
 {{ delivery.annex_sha256 }}
 이 값으로 명단이 변경되지 않았음을 확인하실 수 있습니다.
 
@@ -56,7 +60,9 @@ Yours sincerely,
 Підтверджені підписи за країнами:
 {% for row in delivery.countries %}- {{ row.name }}: {{ row.count }}
 {% endfor %}
-У додатку — {{ delivery.annex_filename }}, список підписантів ({{ delivery.annex_rows }} рядків), і manifest.json. SHA-256 списку:
+{% if delivery.annex_url %}Список підписантів {{ delivery.annex_filename }} ({{ delivery.annex_rows }} рядків) завеликий для вкладення: завантажте його (стиснутим gzip) за адресою
+{{ delivery.annex_url }}
+У додатку — manifest.json. {% else %}У додатку — {{ delivery.annex_filename }}, список підписантів ({{ delivery.annex_rows }} рядків), і manifest.json. {% endif %}SHA-256 списку:
 {{ delivery.annex_sha256 }}
 за ним можна перевірити, що список не змінено.
 

@@ -44,6 +44,7 @@ DELIVERY: dict[str, list[str]] = {
     "annex_filename": [],
     "annex_sha256": [],
     "annex_rows": [],
+    "annex_url": [],  # empty when the list is attached
 }
 
 # Variable -> the fields it has (an empty list: a plain value).

@@ -387,6 +387,24 @@ def list_deliveries(slug: str, user: CurrentUser, session: SessionDep) -> JSONRe
     )
 
 
+@router.get(
+    "/annexes/{token}",
+    tags=DELIVERY,
+    response_class=Response,
+    responses={200: {"content": {"application/gzip": {}}}, 404: PROBLEM, 410: PROBLEM},
+)
+def linked_annex(token: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """A delivered petition's list of signatories, gzip-compressed, from the link in the
+    letter to an official (sent instead of an attachment when the list is too big to mail)."""
+    delivery, petition = letter_service.linked_annex(session, token=token, settings=settings)
+    filename = letter_service.annex_filename(petition, delivery.number) + ".gz"
+    return Response(
+        letter_service.annex_gzip(delivery),
+        media_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 @admin_router.get(
     "/petitions/{slug}/deliveries/{number}/annex.csv",
     tags=DELIVERY,

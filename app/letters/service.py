@@ -118,6 +118,7 @@ def _sample_context(kind: TemplateKind, language: str) -> dict[str, Any]:
             "annex_filename": "signatures.csv",
             "annex_sha256": "0" * 64,
             "annex_rows": 1234,
+            "annex_url": "",
         }
     return context
 
@@ -358,7 +359,7 @@ def preview(
     else:
         delivery = _latest_delivery(session, petition_id=petition.id or 0)
         context["delivery"] = (
-            delivery_vars(delivery, petition, language)
+            delivery_vars(delivery, petition, language, settings)
             if delivery
             else _sample_context(kind, language)["delivery"]
         )
@@ -1037,7 +1038,49 @@ def deliver(
     return delivery, True
 
 
-def delivery_vars(delivery: PetitionDelivery, petition: Petition, language: str) -> dict[str, Any]:
+ANNEX_PURPOSE = "petition-annex"
+ANNEX_LINK_DAYS = 365
+
+
+def annex_attached(settings: Settings, delivery: PetitionDelivery) -> bool:
+    """Whether the signatory list travels with the e-mail, or as a link (ANNEX_ATTACH_MAX_BYTES)."""
+    return len(delivery.annex_gzip) <= settings.ANNEX_ATTACH_MAX_BYTES
+
+
+def annex_url(settings: Settings, delivery: PetitionDelivery) -> str:
+    """Where a delivery's recipient downloads a list too big to attach: a signed link."""
+    assert delivery.id is not None
+    token = make_token(
+        settings, purpose=ANNEX_PURPOSE, subject=delivery.id, ttl_seconds=ANNEX_LINK_DAYS * 86400
+    )
+    return settings.public_url(f"/api/v1/annexes/{token}")
+
+
+def linked_annex(
+    session: Session, *, token: str, settings: Settings
+) -> tuple[PetitionDelivery, Petition]:
+    """The delivery an annex link is for."""
+    try:
+        claims = read_token(settings, token, purpose=ANNEX_PURPOSE)
+    except TokenError as exc:
+        if exc.reason == "expired":
+            raise ProblemError(
+                410,
+                "token-expired",
+                "This link has expired",
+                "Ask the campaign for the list of signatories again.",
+            ) from None
+        raise ProblemError(404, "token-invalid", "This link is not valid") from None
+    delivery = session.get(PetitionDelivery, claims.subject)
+    petition = session.get(Petition, delivery.petition_id) if delivery else None
+    if delivery is None or petition is None:
+        raise ProblemError(404, "token-invalid", "This link is not valid")
+    return delivery, petition
+
+
+def delivery_vars(
+    delivery: PetitionDelivery, petition: Petition, language: str, settings: Settings
+) -> dict[str, Any]:
     return {
         "number": delivery.number,
         "confirmed_count": delivery.confirmed_count,
@@ -1052,6 +1095,7 @@ def delivery_vars(delivery: PetitionDelivery, petition: Petition, language: str)
         "annex_filename": annex_filename(petition, delivery.number),
         "annex_sha256": delivery.annex_sha256,
         "annex_rows": delivery.annex_rows,
+        "annex_url": "" if annex_attached(settings, delivery) else annex_url(settings, delivery),
     }
 
 
@@ -1078,6 +1122,12 @@ def manifest(delivery: PetitionDelivery, petition: Petition, settings: Settings)
 
 
 def annex(delivery: PetitionDelivery) -> bytes:
+    """The annex's CSV."""
+    return gzip.decompress(annex_gzip(delivery))
+
+
+def annex_gzip(delivery: PetitionDelivery) -> bytes:
+    """The annex's CSV, gzip-compressed as stored; 410 once the retention period removed it."""
     if not delivery.annex_gzip:
         raise ProblemError(
             410,
@@ -1086,7 +1136,7 @@ def annex(delivery: PetitionDelivery) -> bytes:
             "The petition's personal data was removed after its retention period; the "
             "manifest still gives the annex's SHA-256.",
         )
-    return gzip.decompress(delivery.annex_gzip)
+    return delivery.annex_gzip
 
 
 def get_delivery(session: Session, *, petition: Petition, number: int) -> PetitionDelivery:

@@ -139,7 +139,9 @@ def render_delivery(
         language=language,
         today=petition_delivery.created_at.date(),
     )
-    context["delivery"] = letter_service.delivery_vars(petition_delivery, petition, language)
+    context["delivery"] = letter_service.delivery_vars(
+        petition_delivery, petition, language, settings
+    )
     return engine.render(subject, body, context), target, None, petition_delivery, petition
 
 
@@ -175,15 +177,17 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
         )
     if petition_delivery is not None:
         filename = letter_service.annex_filename(petition, petition_delivery.number)
-        # A big annex travels gzip-compressed (mail servers refuse messages over ~25 MB); the
-        # manifest's SHA-256 is that of the CSV inside.
-        annex = (
-            Attachment(filename + ".gz", petition_delivery.annex_gzip, "application/gzip")
-            if petition_delivery.annex_bytes > ANNEX_PLAIN_MAX_BYTES
-            else Attachment(filename, letter_service.annex(petition_delivery), "text/csv")
-        )
+        # A big annex travels gzip-compressed, and one too big for mail servers (which refuse
+        # messages over 10-25 MB) as a link in the letter (delivery.annex_url); the
+        # manifest's SHA-256 is that of the CSV either way.
+        if not letter_service.annex_attached(settings, petition_delivery):
+            annex = []
+        elif petition_delivery.annex_bytes > ANNEX_PLAIN_MAX_BYTES:
+            annex = [Attachment(filename + ".gz", petition_delivery.annex_gzip, "application/gzip")]
+        else:
+            annex = [Attachment(filename, letter_service.annex(petition_delivery), "text/csv")]
         message.attachments = [
-            annex,
+            *annex,
             Attachment(
                 filename="manifest.json",
                 content=letter_service.manifest(petition_delivery, petition, settings),

@@ -234,3 +234,59 @@ def test_retention_removes_letters_and_annex_names_but_keeps_the_record(
         f"/api/v1/admin/petitions/{demo.slug}/deliveries/1/manifest.json", headers=admin.headers
     )
     assert manifest.status_code == 200 and len(manifest.json()["annex"]["sha256"]) == 64
+
+
+def test_a_list_too_big_to_attach_goes_as_a_link_that_downloads_it_as_sent(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+) -> None:
+    import gzip
+
+    from sqlmodel import select
+
+    from app.letters.models import PetitionDelivery
+
+    confirmed_signatures(session, settings, demo)
+    smtp.clear()
+    assert deliver(client, admin, demo.slug).status_code == 201
+    outbox(ANNEX_ATTACH_MAX_BYTES=10)  # (mail servers refuse messages over 10-25 MB)
+    smtp.wait_for(5)
+    links = set()
+    for address, words in (
+        ("hr-vp@eu.example", "too large"),
+        ("unification@korea.example", "너무"),
+    ):
+        [letter] = smtp.to(address)
+        files = attachments(letter)
+        assert set(files) == {"manifest.json"}  # the list is linked, the manifest attached
+        text = body_text(letter)
+        assert words in text
+        [link] = [line.strip() for line in text.splitlines() if "/api/v1/annexes/" in line]
+        links.add(link)
+    assert len(links) == 1  # every official gets the same list
+    path = links.pop().removeprefix("http://testserver")
+    download = client.get(path)
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/gzip"
+    filename = f"{demo.slug}-signatures-1.csv.gz"
+    assert download.headers["content-disposition"] == f'attachment; filename="{filename}"'
+    annex = gzip.decompress(download.content)
+    manifest = json.loads(files["manifest.json"])
+    assert hashlib.sha256(annex).hexdigest() == manifest["annex"]["sha256"]
+    assert annex.decode().splitlines()[0] == "name,country"
+
+    for forged in (path[:-4] + "AAAA", "/api/v1/annexes/not-a-token"):
+        refused = client.get(forged)
+        assert refused.status_code == 404
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    # After the retention period the link says so.
+    [stored] = session.exec(select(PetitionDelivery)).all()
+    stored.annex_gzip = b""
+    session.add(stored)
+    session.commit()
+    assert client.get(path).status_code == 410
