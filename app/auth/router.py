@@ -212,7 +212,7 @@ def audit_log(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,  # (an id column)
 ) -> JSONResponse:
     """Who did what, newest first: everything for admins, your campaigns for organisers."""
     campaign_ids = auth_service.accessible_campaign_ids(session, user=user)

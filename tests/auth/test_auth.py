@@ -227,3 +227,10 @@ def test_password_guessing_is_slowed_down(
     session.commit()
     with from_ip("198.51.100.30") as later:
         assert login(later, admin.email, admin.password).status_code == 200
+
+
+def test_an_audit_cursor_beyond_any_id_is_a_clear_error(client: TestClient, admin: Account) -> None:
+    # (Found by the fuzzer: SQLite cannot hold such a number, and it answered 500.)
+    response = client.get(f"/api/v1/admin/audit?before_id={2**63}", headers=admin.headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
