@@ -45,8 +45,19 @@ def _key(settings: Settings, purpose: str) -> bytes:
     return hmac.new(secret, b"chorus-token:" + purpose.encode(), hashlib.sha256).digest()
 
 
-def make_token(settings: Settings, *, purpose: str, subject: int, ttl_seconds: int) -> str:
-    payload = json.dumps([subject, int(time.time()) + ttl_seconds], separators=(",", ":"))
+def make_token(
+    settings: Settings,
+    *,
+    purpose: str,
+    subject: int,
+    ttl_seconds: int = 0,
+    expires_at: int | None = None,
+) -> str:
+    """A signed token for `subject`, valid `ttl_seconds` from now, or until `expires_at` (a
+    Unix time: the same token every time it is made, e.g. for a link in a resent letter)."""
+    if expires_at is None:
+        expires_at = int(time.time()) + ttl_seconds
+    payload = json.dumps([subject, expires_at], separators=(",", ":"))
     body = _b64(payload.encode())
     mac = hmac.new(_key(settings, purpose), body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"

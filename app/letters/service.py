@@ -1048,11 +1048,11 @@ def annex_attached(settings: Settings, delivery: PetitionDelivery) -> bool:
 
 
 def annex_url(settings: Settings, delivery: PetitionDelivery) -> str:
-    """Where a delivery's recipient downloads a list too big to attach: a signed link."""
+    """Where a delivery's recipient downloads a list too big to attach: a signed link, valid
+    for ANNEX_LINK_DAYS from the delivery (the same link in every letter of the delivery)."""
     assert delivery.id is not None
-    token = make_token(
-        settings, purpose=ANNEX_PURPOSE, subject=delivery.id, ttl_seconds=ANNEX_LINK_DAYS * 86400
-    )
+    expires_at = int(delivery.created_at.timestamp()) + ANNEX_LINK_DAYS * 86400
+    token = make_token(settings, purpose=ANNEX_PURPOSE, subject=delivery.id, expires_at=expires_at)
     return settings.public_url(f"/api/v1/annexes/{token}")
 
 

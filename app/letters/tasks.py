@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from sqlmodel import Session
@@ -182,6 +183,17 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
         # manifest's SHA-256 is that of the CSV either way.
         if not letter_service.annex_attached(settings, petition_delivery):
             annex = []
+            url = letter_service.annex_url(settings, petition_delivery)
+            if url not in message.text:  # a template written before delivery.annex_url existed
+                line = translate(
+                    target.language,
+                    "letters.annex_link",
+                    filename=filename,
+                    rows=petition_delivery.annex_rows,
+                    url=url,
+                )
+                message.text += f"\n\n{line}"
+                message.html += f"<p>{escape(line)}</p>"
         elif petition_delivery.annex_bytes > ANNEX_PLAIN_MAX_BYTES:
             annex = [Attachment(filename + ".gz", petition_delivery.annex_gzip, "application/gzip")]
         else:
