@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from app.core.config import Settings
+from app.core.errors import ProblemError
 
 
 class TokenError(Exception):
@@ -80,3 +81,23 @@ def read_token(settings: Settings, token: str, *, purpose: str) -> TokenClaims:
     if expires_at < time.time():
         raise TokenError("expired")
     return TokenClaims(subject=subject, expires_at=expires_at)
+
+
+def read_link(
+    settings: Settings,
+    token: str,
+    *,
+    purpose: str,
+    link: str = "link",
+    invalid_status: int = 400,
+    renew: str | None = None,
+) -> TokenClaims:
+    """read_token for a link someone followed, failing with a problem they can act on: 410
+    "This <link> has expired" (`renew` says how to get a new one), else `invalid_status`
+    "This <link> is not valid"."""
+    try:
+        return read_token(settings, token, purpose=purpose)
+    except TokenError as exc:
+        if exc.reason == "expired":
+            raise ProblemError(410, "token-expired", f"This {link} has expired", renew) from None
+        raise ProblemError(invalid_status, "token-invalid", f"This {link} is not valid") from None

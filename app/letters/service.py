@@ -30,7 +30,7 @@ from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.core.errors import FieldError, ProblemError
 from app.core.i18n import country_names
-from app.core.tokens import TokenError, make_token, read_token
+from app.core.tokens import make_token, read_link
 from app.email import service as email_service
 from app.email.models import OutboxMessage, OutboxStatus
 from app.exports.service import iso_utc, neutralise
@@ -569,17 +569,13 @@ class Confirmed:
 
 
 def confirm(session: Session, *, token: str, settings: Settings) -> Confirmed:
-    try:
-        claims = read_token(settings, token, purpose=CONFIRM_PURPOSE)
-    except TokenError as exc:
-        if exc.reason == "expired":
-            raise ProblemError(
-                410,
-                "token-expired",
-                "This link has expired",
-                "Write the letter again to get a new link.",
-            ) from None
-        raise ProblemError(404, "token-invalid", "This link is not valid") from None
+    claims = read_link(
+        settings,
+        token,
+        purpose=CONFIRM_PURPOSE,
+        invalid_status=404,
+        renew="Write the letter again to get a new link.",
+    )
     letter = session.exec(
         select(Letter).where(Letter.id == claims.subject).with_for_update()
     ).first()
@@ -1060,17 +1056,13 @@ def linked_annex(
     session: Session, *, token: str, settings: Settings
 ) -> tuple[PetitionDelivery, Petition]:
     """The delivery an annex link is for."""
-    try:
-        claims = read_token(settings, token, purpose=ANNEX_PURPOSE)
-    except TokenError as exc:
-        if exc.reason == "expired":
-            raise ProblemError(
-                410,
-                "token-expired",
-                "This link has expired",
-                "Ask the campaign for the list of signatories again.",
-            ) from None
-        raise ProblemError(404, "token-invalid", "This link is not valid") from None
+    claims = read_link(
+        settings,
+        token,
+        purpose=ANNEX_PURPOSE,
+        invalid_status=404,
+        renew="Ask the campaign for the list of signatories again.",
+    )
     delivery = session.get(PetitionDelivery, claims.subject)
     petition = session.get(Petition, delivery.petition_id) if delivery else None
     if delivery is None or petition is None:

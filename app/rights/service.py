@@ -24,7 +24,7 @@ from app.audit import service as audit_service
 from app.core.config import Settings
 from app.core.db import session_scope, utcnow
 from app.core.errors import ProblemError
-from app.core.tokens import TokenError, make_token, read_token
+from app.core.tokens import make_token, read_link
 from app.email.models import OutboxMessage, OutboxStatus, Suppression
 from app.letters import service as letter_service
 from app.petitions.models import Petition, PetitionStatus
@@ -70,19 +70,14 @@ def load(session: Session, *, token: str, settings: Settings) -> Managed:
     Raises a problem: 400 for a malformed, forged or other-purpose token, 410 for an expired
     one, 404 when the signature no longer exists (its petition was deleted).
     """
-    try:
-        claims = read_token(settings, token, purpose=MANAGE_PURPOSE)
-    except TokenError as exc:
-        if exc.reason == "expired":
-            raise ProblemError(
-                410,
-                "token-expired",
-                "This link has expired",
-                "Links to manage a signature work for three years. If the petition is still "
-                "open, sign it again with the same e-mail address: the e-mail you get carries "
-                "a new link.",
-            ) from None
-        raise ProblemError(400, "token-invalid", "This link is not valid") from None
+    claims = read_link(
+        settings,
+        token,
+        purpose=MANAGE_PURPOSE,
+        renew="Links to manage a signature work for three years. If the petition is still "
+        "open, sign it again with the same e-mail address: the e-mail you get carries "
+        "a new link.",
+    )
     signature = session.get(Signature, claims.subject)
     petition = session.get(Petition, signature.petition_id) if signature is not None else None
     if signature is None or petition is None:

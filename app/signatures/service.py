@@ -16,7 +16,7 @@ from app.campaigns import service as campaign_service
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.core.errors import ProblemError
-from app.core.tokens import TokenError, make_token, read_token
+from app.core.tokens import make_token, read_link
 from app.email import service as email_service
 from app.petitions.models import CountryCount, Petition
 from app.signatures.models import (
@@ -253,17 +253,13 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
     Raises a problem: 400 for a malformed or forged token, 410 for an expired one. A signature
     accepted before its petition closed can still be confirmed afterwards.
     """
-    try:
-        claims = read_token(settings, token, purpose=CONFIRM_PURPOSE)
-    except TokenError as exc:
-        if exc.reason == "expired":
-            raise ProblemError(
-                410,
-                "token-expired",
-                "This confirmation link has expired",
-                "Sign the petition again with the same e-mail address to get a new link.",
-            ) from None
-        raise ProblemError(400, "token-invalid", "This confirmation link is not valid") from None
+    claims = read_link(
+        settings,
+        token,
+        purpose=CONFIRM_PURPOSE,
+        link="confirmation link",
+        renew="Sign the petition again with the same e-mail address to get a new link.",
+    )
     signature = session.get(Signature, claims.subject)
     if signature is None:
         raise ProblemError(400, "token-invalid", "This confirmation link is not valid")
