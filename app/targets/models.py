@@ -50,9 +50,16 @@ class Target(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("target_group.id", ondelete="SET NULL")),
     )
     key: str = Field(sa_type=String(60))
+    # The default name, role and organisation: shown in any language without a translation.
     name: str = Field(sa_type=String(200))
     role: str = Field(sa_type=String(200), default="")
     organisation: str = Field(sa_type=String(200), default="")
+    # {locale: {"name": ..., "role": ..., "organisation": ...}}, as petitions keep their texts;
+    # an empty field in a translation is taken from the default above.
+    translations: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default="{}"),
+    )
     country: str = Field(sa_type=String(2))
     language: str = Field(sa_type=String(8))
     email: str | None = Field(default=None, sa_type=String(320))
@@ -62,6 +69,23 @@ class Target(SQLModel, table=True):
     )
     retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+    def text(self, language: str | None) -> dict[str, str]:
+        """The official's `name`, `role` and `organisation` in `language`: its translation in
+        that language (else in its base language, `pt` for `pt-BR`), each field missing there
+        taken from the default."""
+        found: dict[str, str] = {}
+        if language:
+            found = (
+                self.translations.get(language)
+                or self.translations.get(language.split("-")[0])
+                or {}
+            )
+        return {
+            "name": found.get("name") or self.name,
+            "role": found.get("role") or self.role,
+            "organisation": found.get("organisation") or self.organisation,
+        }
 
 
 # --- admin API shapes -------------------------------------------------------------------------
@@ -103,6 +127,31 @@ PostalAddress = Annotated[str, *paragraphs(1000)]
 GroupNames = Annotated[dict[Locale, Annotated[str, *line(200)]], PydanticField(max_length=10)]
 
 
+class TargetText(BaseModel):
+    """The official in one language. A role or organisation left empty is taken from the
+    default (the target's own `role`, `organisation`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, *line(200)]
+    role: Annotated[str, *line(200, min_length=0)] = ""
+    organisation: Annotated[str, *line(200, min_length=0)] = ""
+
+
+TRANSLATIONS_DESCRIPTION = (
+    "{locale: {name, role, organisation}}: the official in the petitions' other languages. "
+    "Pages and letters in a language without one show the default name, role and organisation."
+)
+TRANSLATIONS_EXAMPLE = {
+    "ko": {"name": "우크라이나 대통령", "role": "대통령", "organisation": "우크라이나 대통령실"},
+    "uk": {
+        "name": "Президент України",
+        "role": "Президент",
+        "organisation": "Офіс Президента України",
+    },
+}
+
+
 class TargetCreate(BaseModel):
     """An official a petition can address. The e-mail channel needs `email`; the postal one
     needs `postal_address`."""
@@ -118,6 +167,12 @@ class TargetCreate(BaseModel):
     email: Email | None = None
     postal_address: PostalAddress | None = None
     delivery_channel: DeliveryChannel = DeliveryChannel.email
+    translations: dict[Locale, TargetText] = PydanticField(
+        default_factory=dict,
+        max_length=20,
+        description=TRANSLATIONS_DESCRIPTION,
+        examples=[TRANSLATIONS_EXAMPLE],
+    )
     group: Key | None = PydanticField(
         default=None, description="The group's key; a new key creates the group."
     )
@@ -127,7 +182,8 @@ class TargetCreate(BaseModel):
 
 
 class TargetUpdate(BaseModel):
-    """Only the fields sent change; `email`, `postal_address` and `group` may be null."""
+    """Only the fields sent change; `email`, `postal_address` and `group` may be null.
+    `translations` replaces the languages given (null removes one); the others stay."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -140,6 +196,13 @@ class TargetUpdate(BaseModel):
     email: Email | None = None
     postal_address: PostalAddress | None = None
     delivery_channel: DeliveryChannel | None = None
+    translations: dict[Locale, TargetText | None] | None = PydanticField(
+        default=None,
+        max_length=20,
+        description="{locale: {name, role, organisation} or null}: replaces the languages "
+        "given, null removes one; the others stay.",
+        examples=[TRANSLATIONS_EXAMPLE],
+    )
     group: Key | None = None
     group_names: GroupNames | None = None
 
@@ -155,6 +218,9 @@ class TargetAdmin(BaseModel):
     email: str | None
     postal_address: str | None
     delivery_channel: DeliveryChannel
+    translations: dict[str, dict[str, str]] = PydanticField(
+        description="{locale: {name, role, organisation}}; the fields above are the default."
+    )
     group: str | None
     retired_at: datetime | None
     created_at: datetime

@@ -123,8 +123,12 @@ def _group(
 
 def create(session: Session, *, actor: User, campaign: Campaign, data: TargetCreate) -> Target:
     assert campaign.id is not None
-    values = data.model_dump(exclude={"group", "group_names"})
-    target = Target(campaign_id=campaign.id, **values)
+    values = data.model_dump(exclude={"group", "group_names", "translations"})
+    target = Target(
+        campaign_id=campaign.id,
+        translations={loc: text.model_dump() for loc, text in data.translations.items()},
+        **values,
+    )
     _check_channel(target)
     exists = session.exec(
         select(Target.id).where(Target.campaign_id == campaign.id, Target.key == data.key)
@@ -152,15 +156,17 @@ def create(session: Session, *, actor: User, campaign: Campaign, data: TargetCre
             "name": target.name,
             "delivery_channel": target.delivery_channel,
             "group": data.group,
+            "locales": sorted(target.translations),
         },
     )
     return target
 
 
 def update(session: Session, *, actor: User, target: Target, data: TargetUpdate) -> Target:
-    """Change the fields sent; the channel must still have its address."""
+    """Change the fields sent; the channel must still have its address. `translations`
+    replaces the languages given and removes those sent as null."""
     sent = data.model_fields_set
-    campaign_service.refuse_nulls(data, NOT_NULL)
+    campaign_service.refuse_nulls(data, (*NOT_NULL, "translations"))
     if data.group_names is not None and (
         data.group is None if "group" in sent else target.group_id is None
     ):
@@ -173,6 +179,12 @@ def update(session: Session, *, actor: User, target: Target, data: TargetUpdate)
             details[field] = {"from": getattr(target, field), "to": getattr(data, field)}
     if "postal_address" in details:  # may be long; the audit log says only that it changed
         details["postal_address"] = "changed"
+    translations, changed, removed = campaign_service.merge_translations(
+        target.translations,
+        {loc: t.model_dump() if t else None for loc, t in (data.translations or {}).items()},
+    )
+    if changed or removed:
+        details["translations"] = {"changed": changed, "removed": removed}
     if data.key is not None and "key" in details:
         taken = session.exec(
             select(Target.id).where(
@@ -205,6 +217,8 @@ def update(session: Session, *, actor: User, target: Target, data: TargetUpdate)
         for field in PLAIN_FIELDS:
             if field in sent:
                 setattr(target, field, getattr(data, field))
+        if changed or removed:
+            target.translations = translations
         target.group_id = group_id
         _check_channel(target)
     if details:
@@ -293,6 +307,7 @@ def to_admin(target: Target, *, group: str | None) -> TargetAdmin:
         email=target.email,
         postal_address=target.postal_address,
         delivery_channel=target.delivery_channel,
+        translations=target.translations,
         group=group,
         retired_at=target.retired_at,
         created_at=target.created_at,
