@@ -43,7 +43,9 @@ def petition_context(
         "locales": petition.locales,
         "petition": petition,
         "text": petition.text(locale),
-        "targets": petition_service.targets(session, petition_id=petition.id),
+        "targets": [  # each official in the page's language
+            t.text(locale) for t in petition_service.targets(session, petition_id=petition.id)
+        ],
         "count": count,
         "goal": petition.goal,
         "percent": min(100, round(100 * count / petition.goal)) if petition.goal else 0,

@@ -126,11 +126,12 @@ def to_public(
 ) -> PetitionPublic:
     text = petition.text(locale)
     assert petition.id is not None
+    chosen = locale if locale in petition.translations else petition.default_locale
     return PetitionPublic(
         slug=petition.slug,
         campaign=campaign_slug,
         status=petition.status,
-        locale=locale if locale in petition.translations else petition.default_locale,
+        locale=chosen,
         locales=petition.locales,
         title=text["title"],
         summary=text["summary"],
@@ -144,7 +145,7 @@ def to_public(
         closes_at=petition.closes_at,
         url=page_url(settings, petition),
         targets=[
-            TargetPublic(name=t.name, role=t.role, organisation=t.organisation, country=t.country)
+            TargetPublic(**t.text(chosen), country=t.country)
             for t in targets(session, petition_id=petition.id)
         ],
     )
