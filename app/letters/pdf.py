@@ -54,7 +54,9 @@ def letter_pdf(
     pdf.set_font(names[0], size=10)
     pdf.multi_cell(0, 5, "\n".join(line for line in sender if line), align="R")
     pdf.ln(12)
-    recipient = [target.name, target.role, target.organisation, target.postal_address or ""]
+    official = target.text(target.language)  # as the official's own office writes it
+    recipient = [official["name"], official["role"], official["organisation"]]
+    recipient.append(target.postal_address or "")
     pdf.set_font(names[0], size=11)
     pdf.multi_cell(0, 5.5, "\n".join(line.strip() for line in recipient if line and line.strip()))
     pdf.ln(12)

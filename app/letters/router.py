@@ -88,7 +88,7 @@ def letter_template(
     if template is None:
         raise ProblemError(404, "letters-closed", "This petition takes no letters")
     targets = [
-        {"key": t.key, "name": t.name, "role": t.role, "organisation": t.organisation}
+        {"key": t.key, **t.text(locale)}
         for t in letter_service.letter_targets(session, petition=petition)
     ]
     return json_response(

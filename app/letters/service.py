@@ -235,7 +235,8 @@ def form_context(session: Session, *, petition: Petition, locale: str) -> dict[s
     """What the petition page needs for its letter form (no form without a template)."""
     template = supporter_template(session, petition=petition, locale=locale)
     targets = letter_targets(session, petition=petition) if template else []
-    letter = {"targets": targets} if targets else None
+    # Each official in the page's language.
+    letter = {"targets": [{"key": t.key, **t.text(locale)} for t in targets]} if targets else None
     form: dict[str, Any] = {
         "targets": [t.key for t in targets],
         "message": template.message if template else "",
@@ -268,9 +269,7 @@ def letter_context(
     text_locale = language if language in petition.translations else petition.default_locale
     return {
         "target": {
-            "name": target.name,
-            "role": target.role,
-            "organisation": target.organisation,
+            **target.text(language),  # the official in the letter's language
             "country": country_name(target.country, language),
         },
         "petition": {

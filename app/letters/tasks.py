@@ -159,7 +159,7 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
         return None  # no longer addressed, or no longer reachable by e-mail
     message = EmailMessage(
         to=target.email,
-        to_name=target.name,
+        to_name=target.text(target.language)["name"],
         subject=content.subject,
         text=content.text,
         html=content.html,
