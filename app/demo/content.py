@@ -204,6 +204,18 @@ TARGET_GROUPS: list[dict[str, Any]] = [
                 "name": "President of Ukraine",
                 "role": "President",
                 "organisation": "Office of the President of Ukraine",
+                "translations": {
+                    "ko": {
+                        "name": "우크라이나 대통령",
+                        "role": "대통령",
+                        "organisation": "우크라이나 대통령실",
+                    },
+                    "uk": {
+                        "name": "Президент України",
+                        "role": "Президент",
+                        "organisation": "Офіс Президента України",
+                    },
+                },
                 "country": "UA",
                 "language": "uk",
                 "email": "president@ukraine.example",
@@ -216,6 +228,18 @@ TARGET_GROUPS: list[dict[str, Any]] = [
                 "name": "Minister of Foreign Affairs of Ukraine",
                 "role": "Minister",
                 "organisation": "Ministry of Foreign Affairs of Ukraine",
+                "translations": {
+                    "ko": {
+                        "name": "우크라이나 외교부 장관",
+                        "role": "장관",
+                        "organisation": "우크라이나 외교부",
+                    },
+                    "uk": {
+                        "name": "Міністр закордонних справ України",
+                        "role": "Міністр",
+                        "organisation": "Міністерство закордонних справ України",
+                    },
+                },
                 "country": "UA",
                 "language": "uk",
                 "email": "mfa@ukraine.example",
@@ -238,6 +262,18 @@ TARGET_GROUPS: list[dict[str, Any]] = [
                 "name": "Minister of Unification of the Republic of Korea",
                 "role": "Minister",
                 "organisation": "Ministry of Unification",
+                "translations": {
+                    "ko": {
+                        "name": "대한민국 통일부 장관",
+                        "role": "장관",
+                        "organisation": "통일부",
+                    },
+                    "uk": {
+                        "name": "Міністр об’єднання Республіки Корея",
+                        "role": "Міністр",
+                        "organisation": "Міністерство об’єднання Республіки Корея",
+                    },
+                },
                 "country": "KR",
                 "language": "ko",
                 "email": "unification@korea.example",
@@ -250,6 +286,18 @@ TARGET_GROUPS: list[dict[str, Any]] = [
                 "name": "Minister of Foreign Affairs of the Republic of Korea",
                 "role": "Minister",
                 "organisation": "Ministry of Foreign Affairs",
+                "translations": {
+                    "ko": {
+                        "name": "대한민국 외교부 장관",
+                        "role": "장관",
+                        "organisation": "외교부",
+                    },
+                    "uk": {
+                        "name": "Міністр закордонних справ Республіки Корея",
+                        "role": "Міністр",
+                        "organisation": "Міністерство закордонних справ Республіки Корея",
+                    },
+                },
                 "country": "KR",
                 "language": "ko",
                 "email": "mofa@korea.example",
@@ -272,6 +320,21 @@ TARGET_GROUPS: list[dict[str, Any]] = [
                 "name": "High Representative of the Union for Foreign Affairs and Security Policy",
                 "role": "High Representative",
                 "organisation": "European External Action Service",
+                "translations": {
+                    "ko": {
+                        "name": "유럽연합 외교안보정책 고위대표",
+                        "role": "고위대표",
+                        "organisation": "유럽대외관계청",
+                    },
+                    "uk": {
+                        "name": (
+                            "Високий представник ЄС з питань закордонних справ і безпекової "
+                            "політики"
+                        ),
+                        "role": "Високий представник",
+                        "organisation": "Європейська служба зовнішніх дій",
+                    },
+                },
                 "country": "BE",
                 "language": "en",
                 "email": "hr-vp@eu.example",

@@ -57,6 +57,7 @@ def load_demo(session: Session) -> bool:
                 name=target_spec["name"],
                 role=target_spec["role"],
                 organisation=target_spec["organisation"],
+                translations=target_spec.get("translations", {}),
                 country=target_spec["country"],
                 language=target_spec["language"],
                 email=target_spec.get("email"),
