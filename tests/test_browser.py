@@ -167,7 +167,8 @@ def test_supporter_writes_to_an_official_in_ukrainian_and_confirms_by_email(
             # Every official is ticked to start with; this supporter writes to one.
             for box in letter.get_by_role("checkbox").all():
                 box.uncheck()
-            letter.get_by_label("Minister of Unification", exact=False).check()
+            # Officials are named in Ukrainian on the Ukrainian page.
+            letter.get_by_label("Міністр об’єднання Республіки Корея").check()
             letter.get_by_label(UK["form.name"]).fill("Олена Коваленко")
             letter.get_by_label(UK["form.email"]).fill("olena.k@example.org")
             letter.get_by_label(UK["letters.city"]).fill("Львів")
@@ -194,6 +195,7 @@ def test_supporter_writes_to_an_official_in_ukrainian_and_confirms_by_email(
             [sent] = smtp.to("unification@korea.example")
             assert sent["Reply-To"].addresses[0].addr_spec == "olena.k@example.org"
             body = body_text(sent)
+            assert body.startswith("Шановний(а) Міністр об’єднання Республіки Корея,")
             assert "Мій дід теж був військовополоненим." in body
         finally:
             browser.close()
