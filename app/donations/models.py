@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
+from pydantic_core import PydanticCustomError
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
+from app.core.mail_safe import header_safe
+from app.signatures.validation import check_email
 
 
 class Frequency(StrEnum):
@@ -112,6 +115,50 @@ class StripeEvent(SQLModel, table=True):
 
 # --- API shapes -------------------------------------------------------------------------------
 
+DONOR_NAME_MAX = 100
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def check_donor_name(value: str) -> str:
+    """A donor's name goes into the receipt's `To:` header: one line, at most 100 characters.
+
+    Checked before trimming, so a name ending in CR/LF is refused, not quietly cut.
+    """
+    value = header_safe(value).strip()
+    if len(value) > DONOR_NAME_MAX:
+        raise PydanticCustomError(
+            "name_too_long", "A name may be at most {max} characters long", {"max": DONOR_NAME_MAX}
+        )
+    return value
+
+
+# Optional: empty means not given. Both reach the receipt's `To:` header, so both are checked
+# here, where they enter (the form, the API and Stripe's checkout details).
+DonorName = Annotated[
+    Annotated[str, StringConstraints(max_length=1000), AfterValidator(check_donor_name)] | None,
+    BeforeValidator(_blank_is_none),
+]
+DonorEmail = Annotated[
+    Annotated[
+        str,
+        StringConstraints(max_length=320),
+        AfterValidator(header_safe),
+        AfterValidator(check_email),
+    ]
+    | None,
+    BeforeValidator(_blank_is_none),
+]
+
+
+class DonorContact(BaseModel):
+    """A donor's name and e-mail address, from any source, checked the same way."""
+
+    name: DonorName = None
+    email: DonorEmail = None
+
 
 class DonationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -121,8 +168,8 @@ class DonationCreate(BaseModel):
     )
     currency: str = PydanticField(min_length=3, max_length=3, examples=["EUR"])
     frequency: Frequency = Frequency.once
-    email: str | None = PydanticField(default=None, max_length=320)
-    name: str | None = PydanticField(default=None, max_length=100)
+    email: DonorEmail = PydanticField(default=None, examples=["donor@example.org"])
+    name: DonorName = PydanticField(default=None, examples=["Kim Min-jun"])
     locale: str | None = PydanticField(default=None, max_length=35)
 
 

@@ -75,9 +75,27 @@ def check_amount(campaign: Campaign, *, amount: int, currency: str) -> None:
         )
 
 
+# The Stripe API version Chorus is written for, sent with every request (the Stripe-Version
+# header) so that an upgrade of the stripe package or of the account's default version cannot
+# change the shapes Chorus reads. Create the webhook endpoint with this version too: events are
+# rendered in the endpoint's version. Since 2025-03-31 ("basil") an invoice has no
+# `payment_intent`: its money is in InvoicePayments (`invoice_payment.paid`).
+STRIPE_API_VERSION = "2026-10-28.endive"
+
+
 @lru_cache(maxsize=8)
 def _stripe_client(api_key: str, api_base: str) -> stripe.StripeClient:
-    return stripe.StripeClient(api_key, base_addresses={"api": api_base}, max_network_retries=1)
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=1,
+        stripe_version=STRIPE_API_VERSION,
+    )
+
+
+def donations_configured(settings: Settings) -> bool:
+    """Whether this site can take donations at all (a Stripe secret key is set)."""
+    return bool(settings.STRIPE_SECRET_KEY.get_secret_value())
 
 
 def stripe_client(settings: Settings) -> stripe.StripeClient:
