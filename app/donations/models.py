@@ -75,6 +75,9 @@ class Donation(SQLModel, table=True):
     stripe_subscription_id: str | None = Field(default=None, sa_type=String(255), index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # Set when retention removed the donor's name, address and Stripe customer (`chorus
+    # anonymise`); the amounts, dates and status stay, so the totals stay right.
+    anonymised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DonationPayment(SQLModel, table=True):
@@ -83,8 +86,12 @@ class DonationPayment(SQLModel, table=True):
     __tablename__ = "donation_payment"
 
     id: int | None = Field(default=None, primary_key=True)
-    # The PaymentIntent id (or the invoice id when an invoice has none): what refunds refer to.
+    # What identifies the payment in Stripe: the PaymentIntent of a one-off gift, the invoice of
+    # one month of a monthly gift (a refund only seen before its payment: its PaymentIntent).
     stripe_key: str = Field(sa_type=String(255), unique=True)
+    # The PaymentIntent that moved the money, when known: what refunds (`charge.refunded`)
+    # refer to. A monthly payment learns it from `invoice_payment.paid` (or `invoice.payments`).
+    stripe_payment_intent_id: str | None = Field(default=None, sa_type=String(255), index=True)
     donation_id: int | None = Field(
         default=None,
         sa_column=Column(Integer, ForeignKey("donation.id", ondelete="CASCADE"), index=True),
@@ -101,15 +108,32 @@ class DonationPayment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class StripeEventStatus(StrEnum):
+    applied = "applied"  # a type Chorus acts on, applied
+    ignored = "ignored"  # a type Chorus does not act on
+    rejected = "rejected"  # signed, but not the shape Chorus expects: answered 400, kept
+
+
 class StripeEvent(SQLModel, table=True):
-    """Every verified webhook event, stored once by Stripe's id: a redelivery is a no-op."""
+    """Every verified webhook event, stored once by Stripe's id: a redelivery is a no-op.
+
+    A signed event of the wrong shape is kept too (status `rejected`, with the reason), for
+    someone to look at; one without a usable id is stored as `unreadable:<sha256 of the body>`.
+    """
 
     __tablename__ = "stripe_event"
 
     id: str = Field(sa_type=String(255), primary_key=True)
     type: str = Field(sa_type=String(100))
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    payload: Any = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: StripeEventStatus = Field(
+        default=StripeEventStatus.applied,
+        sa_type=String(16),
+        nullable=False,
+        sa_column_kwargs={"server_default": StripeEventStatus.applied.value},
+    )
+    reason: str | None = Field(default=None, sa_type=String(2000))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
