@@ -218,3 +218,25 @@ class DonationTotals(BaseModel):
 class WebhookResult(BaseModel):
     received: Literal[True] = True
     duplicate: bool = False
+
+
+class DonationPaymentData(BaseModel):
+    amount: int
+    amount_refunded: int
+    currency: str
+    paid_at: datetime | None
+
+
+class DonationData(BaseModel):
+    """A gift as the donor's data download shows it (amounts in minor units)."""
+
+    reference: str
+    campaign: str
+    amount: int
+    currency: str
+    frequency: Frequency
+    status: DonationStatus
+    name: str | None
+    email: str | None
+    created_at: datetime
+    payments: list[DonationPaymentData]

@@ -1,4 +1,5 @@
-"""The donate page (no JavaScript needed) and its thank-you page."""
+"""The donate page (no JavaScript needed), its thank-you page, and the "manage my gift" page
+that monthly receipts link to."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError, field_errors_from_pydantic
 from app.core.i18n import SUPPORTED_LOCALES, catalog, request_locale, translate
 from app.core.templating import page_templates
+from app.donations import donors
 from app.donations import service as donation_service
 from app.donations.currencies import CURRENCIES, DEFAULT_FOR_LOCALE, AmountError
 from app.donations.models import DonationCreate, Frequency
@@ -181,3 +183,78 @@ def donate_thanks(
 ) -> Response:
     context = _context(request, session, settings, slug, None, None)
     return page_templates().TemplateResponse(request, "donate_thanks.html", context)
+
+
+# --- managing a monthly gift ------------------------------------------------------------------
+
+# The token is in the URL: never cached, indexed, or named in a Referer header.
+PRIVATE = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex", "Cache-Control": "no-store"}
+
+
+def _manage_locale(request: Request, fallback: str | None = None) -> str:
+    lang = request.query_params.get("lang")
+    if lang in SUPPORTED_LOCALES:
+        return lang
+    return fallback if fallback in SUPPORTED_LOCALES else request_locale(request)
+
+
+def _manage_failed(request: Request, token: str, exc: ProblemError) -> Response:
+    locale = _manage_locale(request)
+    known = f"donate.manage.problem.{exc.slug}" in catalog("en")
+    return page_templates().TemplateResponse(
+        request,
+        "donate_manage.html",
+        {
+            "locale": locale,
+            "locales": list(SUPPORTED_LOCALES),
+            "switch_path": f"/donations/manage/{token}",
+            "problem": exc.slug if known else "payment-provider-error",
+            "gift": None,
+        },
+        status_code=exc.status,
+        headers=PRIVATE,
+    )
+
+
+@router.get("/donations/manage/{token}", response_class=HTMLResponse)
+def manage_gift_page(
+    token: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    # Changes nothing and calls nobody: mail scanners follow links.
+    try:
+        gift = donors.load(session, token=token, settings=settings)
+    except ProblemError as exc:
+        return _manage_failed(request, token, exc)
+    donation, campaign = gift.donation, gift.campaign
+    locale = _manage_locale(request, donation.locale)
+    rules = CURRENCIES.get(donation.currency)
+    names = campaign.translations.get(locale) or campaign.translations[campaign.default_locale]
+    context = {
+        "locale": locale,
+        "locales": list(SUPPORTED_LOCALES),
+        "switch_path": f"/donations/manage/{token}",
+        "token": token,
+        "gift": donation,
+        "problem": None,
+        "amount": rules.format(donation.amount) if rules else f"{donation.amount}",
+        "campaign_name": names["name"],
+        "can_manage": bool(donation.stripe_customer_id),
+    }
+    return page_templates().TemplateResponse(
+        request, "donate_manage.html", context, headers=PRIVATE
+    )
+
+
+@router.post("/donations/manage/{token}/portal", response_class=HTMLResponse)
+def manage_gift_portal(token: str, request: Request, settings: SettingsDep) -> Response:
+    """To Stripe's billing portal, where the donor stops the gift or changes the card."""
+    try:
+        url = donors.billing_portal_url(
+            request.app.state.engine,
+            settings=settings,
+            token=token,
+            locale=_manage_locale(request),
+        )
+    except ProblemError as exc:
+        return _manage_failed(request, token, exc)
+    return RedirectResponse(url, status_code=303, headers=PRIVATE)
