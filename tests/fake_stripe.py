@@ -18,6 +18,8 @@ Endpoints:
 
 - ``POST /v1/checkout/sessions`` creates a Checkout Session (stored in ``sessions``).
 - ``GET /v1/checkout/sessions/{id}`` retrieves one.
+- ``POST /v1/billing_portal/sessions`` creates a customer portal session (stored in
+  ``portal_sessions``) for a ``customer`` (``cus_...``; any other id is "No such customer").
 - Anything else answers 404 like Stripe does for an unrecognised URL.
 
 Requests are form-encoded by stripe-python (``line_items[0][price_data][unit_amount]=1000``);
@@ -144,6 +146,8 @@ _LOCALES = frozenset(
     "auto bg cs da de el en en-GB es es-419 et fi fil fr fr-CA hr hu id it ja ko lt lv ms mt "
     "nb nl pl pt pt-BR ro ru sk sl sv th tr vi zh zh-HK zh-TW".split()
 )
+# The account's default version, answered when a request names none (Chorus always names one).
+DEFAULT_API_VERSION = "2026-10-28.endive"
 _SESSION_PATH = re.compile(r"^/v1/checkout/sessions/(?P<id>[^/]+)$")
 
 
@@ -170,6 +174,7 @@ class FakeStripe:
         self.url = ""
         self.requests: list[RecordedRequest] = []
         self.sessions: dict[str, dict[str, Any]] = {}
+        self.portal_sessions: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._idempotency: dict[str, tuple[str, str, dict[str, Any], int, dict[str, Any]]] = {}
         self._failures: list[int] = []
@@ -220,6 +225,7 @@ class FakeStripe:
         with self._lock:
             self.requests.clear()
             self.sessions.clear()
+            self.portal_sessions.clear()
             self._idempotency.clear()
             self._failures.clear()
 
@@ -274,6 +280,10 @@ class FakeStripe:
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._idempotent(
                 method, path, params, idempotency_key, self._create_checkout_session
+            )
+        if method == "POST" and path == "/v1/billing_portal/sessions":
+            return self._idempotent(
+                method, path, params, idempotency_key, self._create_portal_session
             )
         match = _SESSION_PATH.match(path)
         if method == "GET" and match:
@@ -419,6 +429,42 @@ class FakeStripe:
         self.sessions[session_id] = session
         return 200, copy.deepcopy(session)
 
+    # Called with self._lock held.
+    def _create_portal_session(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        customer = params.get("customer")
+        if not customer:
+            raise missing_param("customer")
+        if not isinstance(customer, str) or not customer.startswith("cus_"):
+            raise invalid_request(
+                f"No such customer: '{customer}'", param="customer", code="resource_missing"
+            )
+        return_url = params.get("return_url")
+        if return_url is not None and (
+            not isinstance(return_url, str) or not re.match(r"^https?://[^/\s]+", return_url)
+        ):
+            raise invalid_request("Not a valid URL", param="return_url", code="url_invalid")
+        locale = params.get("locale")
+        if locale is not None and locale not in _LOCALES:
+            raise invalid_request(
+                f"Invalid locale: must be one of {', '.join(sorted(_LOCALES))}", param="locale"
+            )
+        session_id = "bps_" + secrets.token_hex(12)
+        portal: dict[str, Any] = {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "configuration": "bpc_test_default",
+            "created": int(time.time()),
+            "customer": customer,
+            "flow": None,
+            "livemode": False,
+            "locale": locale,
+            "on_behalf_of": None,
+            "return_url": return_url,
+            "url": f"https://billing.stripe.test/p/session/{session_id}",
+        }
+        self.portal_sessions[session_id] = portal
+        return 200, copy.deepcopy(portal)
+
     @staticmethod
     def _check_metadata(metadata: dict[str, Any], param: str) -> None:
         if len(metadata) > 50:
@@ -537,7 +583,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Request-Id", "req_" + secrets.token_hex(7))
-        self.send_header("Stripe-Version", headers.get("Stripe-Version", "2025-03-31.basil"))
+        self.send_header("Stripe-Version", headers.get("Stripe-Version", DEFAULT_API_VERSION))
         for name, value in extra_headers.items():
             self.send_header(name, value)
         self.end_headers()

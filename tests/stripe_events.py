@@ -7,8 +7,11 @@ Typical use::
     client.post("/webhooks/stripe", content=payload,
                 headers={"Stripe-Signature": sign(payload, WEBHOOK_SECRET)})
 
-Shapes follow API version ``2025-03-31.basil``. Every builder returns a fresh plain dict, so
-tests can tweak fields before serialising.
+Shapes follow the API version Chorus pins (``STRIPE_API_VERSION``, 2026): an Invoice has no
+``payment_intent``, ``charge``, ``paid`` or top-level ``subscription`` (gone since 2025-03-31
+"basil"); its subscription is under ``parent.subscription_details``, and the PaymentIntent that
+paid it is named by an InvoicePayment (``invoice_payment.paid``). Every builder returns a fresh
+plain dict, so tests can tweak fields before serialising.
 """
 
 from __future__ import annotations
@@ -20,18 +23,21 @@ import secrets
 import time
 from typing import Any
 
+from app.donations.service import STRIPE_API_VERSION
+
 __all__ = [
     "API_VERSION",
     "charge",
     "completed_session",
     "event",
     "invoice",
+    "invoice_payment",
     "payment_intent",
     "sign",
     "subscription",
 ]
 
-API_VERSION = "2025-03-31.basil"
+API_VERSION = STRIPE_API_VERSION
 
 
 def _id(prefix: str) -> str:
@@ -186,13 +192,12 @@ def invoice(
     customer_email: str = "donor@example.org",
     billing_reason: str = "subscription_cycle",
     id: str | None = None,
-    payment_intent: str | None = None,
 ) -> dict[str, Any]:
     """A paid subscription Invoice, as in ``invoice.paid``.
 
-    Since basil the subscription lives under ``parent.subscription_details``; the legacy
-    top-level ``subscription`` and ``payment_intent`` fields are kept too so handlers written
-    for either shape can be tested.
+    As Stripe sends it since 2025-03-31: the subscription and its metadata under
+    ``parent.subscription_details``, no ``payment_intent`` (see ``invoice_payment``), and no
+    ``payments`` list (it is only included when asked for).
     """
     now = int(time.time())
     return {
@@ -201,13 +206,13 @@ def invoice(
         "status": "paid",
         "amount_due": amount_paid,
         "amount_paid": amount_paid,
+        "amount_overpaid": 0,
         "amount_remaining": 0,
         "currency": currency,
         "customer": customer,
         "customer_email": customer_email,
         "billing_reason": billing_reason,
-        "payment_intent": payment_intent or _id("pi"),
-        "subscription": subscription,
+        "collection_method": "charge_automatically",
         "parent": {
             "type": "subscription_details",
             "quote_details": None,
@@ -216,11 +221,45 @@ def invoice(
                 "metadata": dict(subscription_metadata),
             },
         },
+        "status_transitions": {
+            "finalized_at": now,
+            "paid_at": now,
+            "marked_uncollectible_at": None,
+            "voided_at": None,
+        },
         "metadata": {},
         "created": now,
         "period_start": now,
         "period_end": now,
         "livemode": False,
+    }
+
+
+def invoice_payment(
+    *,
+    invoice: str,
+    payment_intent: str,
+    amount_paid: int,
+    currency: str,
+    status: str = "paid",
+    id: str | None = None,
+) -> dict[str, Any]:
+    """An InvoicePayment, as in ``invoice_payment.paid``: which PaymentIntent paid an invoice."""
+    now = int(time.time())
+    paid = status == "paid"
+    return {
+        "id": id or _id("inpay"),
+        "object": "invoice_payment",
+        "amount_paid": amount_paid if paid else None,
+        "amount_requested": amount_paid,
+        "created": now,
+        "currency": currency,
+        "invoice": invoice,
+        "is_default": True,
+        "livemode": False,
+        "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+        "status": status,
+        "status_transitions": {"canceled_at": None, "paid_at": now if paid else None},
     }
 
 

@@ -12,10 +12,12 @@ import stripe
 
 from tests.fake_stripe import FakeStripe, decode_form
 from tests.stripe_events import (
+    API_VERSION,
     charge,
     completed_session,
     event,
     invoice,
+    invoice_payment,
     payment_intent,
     sign,
     subscription,
@@ -201,6 +203,32 @@ def test_errors_become_stripe_exceptions(fake: FakeStripe) -> None:
     assert unknown.value.http_status == 404
 
 
+def test_billing_portal_session_with_the_real_client(fake: FakeStripe) -> None:
+    client = make_client(fake)
+    portal = client.v1.billing_portal.sessions.create(
+        params={"customer": "cus_123", "return_url": "https://chorus.test/back", "locale": "ko"}
+    )
+    assert portal.object == "billing_portal.session" and portal.customer == "cus_123"
+    assert portal.url.startswith("https://billing.stripe.test/p/session/bps_")
+    assert portal.return_url == "https://chorus.test/back"
+    assert fake.portal_sessions[portal.id]["locale"] == "ko"
+
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.billing_portal.sessions.create(params={"return_url": "https://chorus.test/"})
+    assert missing.value.param == "customer"
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        client.v1.billing_portal.sessions.create(params={"customer": "someone"})
+    assert unknown.value.code == "resource_missing"
+    with pytest.raises(stripe.InvalidRequestError) as bad_url:
+        client.v1.billing_portal.sessions.create(
+            params={"customer": "cus_123", "return_url": "back"}
+        )
+    assert bad_url.value.param == "return_url"
+    assert len(fake.portal_sessions) == 1
+    fake.reset()
+    assert fake.portal_sessions == {}
+
+
 def test_reset(fake: FakeStripe) -> None:
     client = make_client(fake)
     client.v1.checkout.sessions.create(params=donation_params(), options={"idempotency_key": "k"})
@@ -287,17 +315,23 @@ def test_event_builders_shapes() -> None:
         amount_paid=5000,
         currency="krw",
     )
-    assert inv["subscription"] == "sub_1"
     assert inv["parent"]["subscription_details"] == {
         "subscription": "sub_1",
         "metadata": {"donation": "d"},
     }
-    assert inv["payment_intent"].startswith("pi_")
+    # Gone from the Invoice since 2025-03-31 ("basil"): an InvoicePayment names the payment.
+    assert not {"payment_intent", "charge", "paid", "subscription"} & set(inv)
+    paid = invoice_payment(
+        invoice=inv["id"], payment_intent="pi_1", amount_paid=5000, currency="krw"
+    )
+    assert paid["object"] == "invoice_payment" and paid["invoice"] == inv["id"]
+    assert paid["payment"] == {"type": "payment_intent", "payment_intent": "pi_1"}
 
     sub = subscription(id="sub_1", metadata={"donation": "d"})
     assert sub["status"] == "canceled" and sub["object"] == "subscription"
 
     evt = event("invoice.paid", inv, id="evt_1", created=123)
     assert evt["id"] == "evt_1" and evt["created"] == 123
-    assert evt["api_version"] == "2025-03-31.basil" and evt["data"]["object"] is inv
+    assert evt["api_version"] == API_VERSION == "2026-10-28.endive"
+    assert evt["data"]["object"] is inv
     assert event("x", {})["id"].startswith("evt_")

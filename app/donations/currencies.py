@@ -2,11 +2,25 @@
 
 Amounts are always integers in the currency's minor unit, as Stripe expects. Zero-decimal
 currencies (KRW, JPY, ...) have no minor unit: 10,000 KRW is sent to Stripe as 10000, not 1000000.
+
+An amount a person types is read in the language of the page they typed it on (Babel's number
+rules): "25,50" on a Ukrainian page is 25.50, "1,000" on an English page is one thousand. What
+could be read two ways is refused rather than guessed, so nobody is charged 100 times too much.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+
+from babel import Locale
+from babel.numbers import (
+    NumberFormatError,
+    format_decimal,
+    get_decimal_symbol,
+    get_group_symbol,
+    parse_decimal,
+)
 
 # Stripe's zero-decimal currencies (https://docs.stripe.com/currencies#zero-decimal).
 ZERO_DECIMAL = frozenset(
@@ -31,6 +45,14 @@ ZERO_DECIMAL = frozenset(
 )
 
 
+class AmountError(ValueError):
+    """A typed amount that cannot be read; `type` is a stable error type for translations."""
+
+    def __init__(self, type_: str, message: str) -> None:
+        super().__init__(message)
+        self.type = type_
+
+
 @dataclass(frozen=True)
 class CurrencyRules:
     code: str
@@ -43,16 +65,51 @@ class CurrencyRules:
     def exponent(self) -> int:
         return 0 if self.code in ZERO_DECIMAL else 2
 
-    def to_minor(self, major: str) -> int:
-        """Parse an amount typed by a person ("25", "25.50", "10,000") into minor units."""
-        text = major.strip().replace(",", "").replace(" ", "").replace("\u00a0", "")
-        if not text or text.count(".") > 1 or not text.replace(".", "").isdigit():
-            raise ValueError("not a number")
-        whole, _, fraction = text.partition(".")
-        if len(fraction) > self.exponent:
-            raise ValueError("too many decimals")
-        scale = int(10**self.exponent)
-        return int(whole or "0") * scale + int(fraction.ljust(self.exponent, "0") or 0)
+    def to_minor(self, major: str, *, locale: str) -> int:
+        """Parse an amount typed by a person on a page in `locale` into minor units.
+
+        "25,50" in uk and "25.50" or "1,000" in en are read as Babel reads numbers in those
+        languages (strictly: misplaced separators are refused). Raises AmountError: type
+        `amount_invalid` for what is not a positive number, `amount_ambiguous` for what could be
+        read two ways ("1.000,5" on an English page; "1,000" on a Ukrainian page, where the
+        comma marks decimals and UAH has two of them).
+        """
+        language = Locale.parse(locale)
+        group = get_group_symbol(language)
+        text = major.strip()
+        if group.isspace():
+            # People type an ordinary space where the language groups digits with a
+            # no-break or narrow space ("1 000" in Ukrainian).
+            text = " ".join(text.split()).replace(" ", group)
+        allowed = {group, get_decimal_symbol(language), ".", ","}
+        if not text or not all(char.isdecimal() or char in allowed for char in text):
+            raise AmountError("amount_invalid", "Enter the amount as a number")
+        try:
+            value = parse_decimal(text, locale=language, strict=True)
+        except NumberFormatError:
+            raise AmountError(
+                "amount_ambiguous", f"{major.strip()!r} can be read as more than one amount"
+            ) from None
+        exponent = value.as_tuple().exponent
+        if not value.is_finite() or value.is_signed() or not isinstance(exponent, int):
+            raise AmountError("amount_invalid", "Enter the amount as a number")
+        if -exponent > self.exponent:
+            # More decimals than the currency has: a thousands separator read as a decimal
+            # point ("1,000" in uk, "10.000" for KRW), or a typo. Either way, not a guess.
+            raise AmountError(
+                "amount_ambiguous",
+                f"{major.strip()!r} can be read as more than one amount: {self.code} has "
+                + (f"{self.exponent} decimals" if self.exponent else "no decimals"),
+            )
+        return int(value.scaleb(self.exponent))
+
+    def example(self, locale: str) -> str:
+        """How to type an amount in this currency on a page in `locale`: `25.50`, `25,50`,
+        `10000` (no thousands separator, so it cannot be misread)."""
+        sample = Decimal("25.50") if self.exponent else Decimal(10_000)
+        return format_decimal(
+            sample, format="0." + "0" * self.exponent if self.exponent else "0", locale=locale
+        )
 
     def format(self, minor: int) -> str:
         """`₩10,000`, `€25.00`."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
+from pydantic_core import PydanticCustomError
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
+from app.core.mail_safe import header_safe
+from app.signatures.validation import check_email
 
 
 class Frequency(StrEnum):
@@ -72,6 +75,9 @@ class Donation(SQLModel, table=True):
     stripe_subscription_id: str | None = Field(default=None, sa_type=String(255), index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # Set when retention removed the donor's name, address and Stripe customer (`chorus
+    # anonymise`); the amounts, dates and status stay, so the totals stay right.
+    anonymised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DonationPayment(SQLModel, table=True):
@@ -80,8 +86,12 @@ class DonationPayment(SQLModel, table=True):
     __tablename__ = "donation_payment"
 
     id: int | None = Field(default=None, primary_key=True)
-    # The PaymentIntent id (or the invoice id when an invoice has none): what refunds refer to.
+    # What identifies the payment in Stripe: the PaymentIntent of a one-off gift, the invoice of
+    # one month of a monthly gift (a refund only seen before its payment: its PaymentIntent).
     stripe_key: str = Field(sa_type=String(255), unique=True)
+    # The PaymentIntent that moved the money, when known: what refunds (`charge.refunded`)
+    # refer to. A monthly payment learns it from `invoice_payment.paid` (or `invoice.payments`).
+    stripe_payment_intent_id: str | None = Field(default=None, sa_type=String(255), index=True)
     donation_id: int | None = Field(
         default=None,
         sa_column=Column(Integer, ForeignKey("donation.id", ondelete="CASCADE"), index=True),
@@ -98,19 +108,80 @@ class DonationPayment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class StripeEventStatus(StrEnum):
+    applied = "applied"  # a type Chorus acts on, applied
+    ignored = "ignored"  # a type Chorus does not act on
+    rejected = "rejected"  # signed, but not the shape Chorus expects: answered 400, kept
+
+
 class StripeEvent(SQLModel, table=True):
-    """Every verified webhook event, stored once by Stripe's id: a redelivery is a no-op."""
+    """Every verified webhook event, stored once by Stripe's id: a redelivery is a no-op.
+
+    A signed event of the wrong shape is kept too (status `rejected`, with the reason), for
+    someone to look at; one without a usable id is stored as `unreadable:<sha256 of the body>`.
+    """
 
     __tablename__ = "stripe_event"
 
     id: str = Field(sa_type=String(255), primary_key=True)
     type: str = Field(sa_type=String(100))
-    created: int = Field(sa_column=Column(BigInteger, nullable=False))
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    payload: Any = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: StripeEventStatus = Field(
+        default=StripeEventStatus.applied,
+        sa_type=String(16),
+        nullable=False,
+        sa_column_kwargs={"server_default": StripeEventStatus.applied.value},
+    )
+    reason: str | None = Field(default=None, sa_type=String(2000))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 # --- API shapes -------------------------------------------------------------------------------
+
+DONOR_NAME_MAX = 100
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def check_donor_name(value: str) -> str:
+    """A donor's name goes into the receipt's `To:` header: one line, at most 100 characters.
+
+    Checked before trimming, so a name ending in CR/LF is refused, not quietly cut.
+    """
+    value = header_safe(value).strip()
+    if len(value) > DONOR_NAME_MAX:
+        raise PydanticCustomError(
+            "name_too_long", "A name may be at most {max} characters long", {"max": DONOR_NAME_MAX}
+        )
+    return value
+
+
+# Optional: empty means not given. Both reach the receipt's `To:` header, so both are checked
+# here, where they enter (the form, the API and Stripe's checkout details).
+DonorName = Annotated[
+    Annotated[str, StringConstraints(max_length=1000), AfterValidator(check_donor_name)] | None,
+    BeforeValidator(_blank_is_none),
+]
+DonorEmail = Annotated[
+    Annotated[
+        str,
+        StringConstraints(max_length=320),
+        AfterValidator(header_safe),
+        AfterValidator(check_email),
+    ]
+    | None,
+    BeforeValidator(_blank_is_none),
+]
+
+
+class DonorContact(BaseModel):
+    """A donor's name and e-mail address, from any source, checked the same way."""
+
+    name: DonorName = None
+    email: DonorEmail = None
 
 
 class DonationCreate(BaseModel):
@@ -121,8 +192,8 @@ class DonationCreate(BaseModel):
     )
     currency: str = PydanticField(min_length=3, max_length=3, examples=["EUR"])
     frequency: Frequency = Frequency.once
-    email: str | None = PydanticField(default=None, max_length=320)
-    name: str | None = PydanticField(default=None, max_length=100)
+    email: DonorEmail = PydanticField(default=None, examples=["donor@example.org"])
+    name: DonorName = PydanticField(default=None, examples=["Kim Min-jun"])
     locale: str | None = PydanticField(default=None, max_length=35)
 
 
@@ -147,3 +218,25 @@ class DonationTotals(BaseModel):
 class WebhookResult(BaseModel):
     received: Literal[True] = True
     duplicate: bool = False
+
+
+class DonationPaymentData(BaseModel):
+    amount: int
+    amount_refunded: int
+    currency: str
+    paid_at: datetime | None
+
+
+class DonationData(BaseModel):
+    """A gift as the donor's data download shows it (amounts in minor units)."""
+
+    reference: str
+    campaign: str
+    amount: int
+    currency: str
+    frequency: Frequency
+    status: DonationStatus
+    name: str | None
+    email: str | None
+    created_at: datetime
+    payments: list[DonationPaymentData]

@@ -1,4 +1,5 @@
-"""The donate page (no JavaScript needed) and its thank-you page."""
+"""The donate page (no JavaScript needed), its thank-you page, and the "manage my gift" page
+that monthly receipts link to."""
 
 from __future__ import annotations
 
@@ -8,19 +9,26 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from app.core.config import Settings
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError, field_errors_from_pydantic
-from app.core.i18n import SUPPORTED_LOCALES, request_locale, translate
+from app.core.i18n import SUPPORTED_LOCALES, catalog, request_locale, translate
 from app.core.templating import page_templates
+from app.donations import donors
 from app.donations import service as donation_service
-from app.donations.currencies import CURRENCIES, DEFAULT_FOR_LOCALE
+from app.donations.currencies import CURRENCIES, DEFAULT_FOR_LOCALE, AmountError
 from app.donations.models import DonationCreate, Frequency
 
 router = APIRouter(include_in_schema=False)
 
 
 def _context(
-    request: Request, session: SessionDep, slug: str, locale: str | None, currency: str | None
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    slug: str,
+    locale: str | None,
+    currency: str | None,
 ) -> dict[str, Any]:
     campaign = donation_service.get_campaign(session, slug=slug)
     locales = [loc for loc in SUPPORTED_LOCALES if loc in campaign.translations]
@@ -48,15 +56,36 @@ def _context(
         "form": {"frequency": "once"},
         "errors": {},
         "cancelled": request.query_params.get("cancelled") == "1",
-        "enabled": bool(accepted),
+        # Not configured (no Stripe key) or no currency: say so up front, with no form.
+        "configured": donation_service.donations_configured(settings),
+        "enabled": bool(accepted) and donation_service.donations_configured(settings),
+        "example": rules.example(locale) if rules else "",
         "switch_path": f"/campaigns/{campaign.slug}/donate",
     }
 
 
+def _status(context: dict[str, Any], ok: int = 200) -> int:
+    # A site that takes no donations at all is a service not available (as the API's 503);
+    # a campaign that takes no currency is a page that says so.
+    return ok if context["configured"] else 503
+
+
+def _error(locale: str, type_: str, fallback: str, **values: Any) -> str:
+    """The form message for an error type: `donate.errors.<type>` or `errors.<type>`."""
+    for key in (f"donate.errors.{type_}", f"errors.{type_}"):
+        if key in catalog(locale) or key in catalog("en"):
+            return translate(locale, key, **values)
+    return fallback
+
+
 @router.get("/campaigns/{slug}/donate", response_class=HTMLResponse)
-def donate_page(slug: str, request: Request, session: SessionDep) -> Response:
-    context = _context(request, session, slug, None, request.query_params.get("currency"))
-    return page_templates().TemplateResponse(request, "donate.html", context)
+def donate_page(
+    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    context = _context(request, session, settings, slug, None, request.query_params.get("currency"))
+    return page_templates().TemplateResponse(
+        request, "donate.html", context, status_code=_status(context)
+    )
 
 
 @router.post("/campaigns/{slug}/donate", response_class=HTMLResponse)
@@ -73,7 +102,7 @@ def donate_form(
     name: Annotated[str, Form()] = "",
     locale: Annotated[str, Form()] = "",
 ) -> Response:
-    context = _context(request, session, slug, locale[:8], currency.upper()[:3])
+    context = _context(request, session, settings, slug, locale[:8], currency.upper()[:3])
     locale, rules = context["locale"], context["rules"]
     context["form"] = {
         "preset": preset,
@@ -82,17 +111,23 @@ def donate_form(
         "email": email,
         "name": name,
     }
+    if not context["enabled"]:
+        # The page shows no form then; nothing is stored, nothing is sent to Stripe.
+        return page_templates().TemplateResponse(
+            request, "donate.html", context, status_code=_status(context, 422)
+        )
     errors: dict[str, str] = {}
     amount = 0
-    if rules is None:
-        errors["form"] = translate(locale, "donate.unavailable")
-    elif len(custom_amount) > 30:
-        errors["amount"] = translate(locale, "errors.amount_invalid")
+    example = context["example"]
+    if len(custom_amount) > 30:
+        errors["amount"] = _error(locale, "amount_invalid", "", example=example)
     elif custom_amount.strip():
         try:
-            amount = rules.to_minor(custom_amount)
-        except ValueError:
-            errors["amount"] = translate(locale, "errors.amount_invalid")
+            amount = rules.to_minor(custom_amount, locale=locale)
+        except AmountError as exc:
+            errors["amount"] = _error(
+                locale, exc.type, str(exc), amount=custom_amount.strip(), example=example
+            )
     elif preset.isdigit():
         amount = int(preset)
     else:
@@ -106,13 +141,13 @@ def donate_form(
                 frequency=Frequency(frequency)
                 if frequency in ("once", "monthly")
                 else Frequency.once,
-                email=email.strip()[:320] or None,
-                name=name.strip()[:100] or None,
+                email=email,
+                name=name,
                 locale=locale,
             )
         except ValidationError as exc:
             for error in field_errors_from_pydantic(exc.errors()):
-                errors.setdefault(error.field, error.message)
+                errors.setdefault(error.field, _error(locale, error.type, error.message))
     if data is not None and not errors:
         # Leave the request's transaction before the network call (see start_checkout).
         session.rollback()
@@ -131,8 +166,8 @@ def donate_form(
             }
             if exc.errors:
                 for error in exc.errors:
-                    errors[error.field] = translate(
-                        locale, f"errors.{error.type}", limit=limits.get(error.type, "")
+                    errors[error.field] = _error(
+                        locale, error.type, error.message, limit=limits.get(error.type, "")
                     )
             else:
                 errors["form"] = translate(locale, f"donate.problem.{exc.slug}")
@@ -143,6 +178,83 @@ def donate_form(
 
 
 @router.get("/campaigns/{slug}/donate/thanks", response_class=HTMLResponse)
-def donate_thanks(slug: str, request: Request, session: SessionDep) -> Response:
-    context = _context(request, session, slug, None, None)
+def donate_thanks(
+    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    context = _context(request, session, settings, slug, None, None)
     return page_templates().TemplateResponse(request, "donate_thanks.html", context)
+
+
+# --- managing a monthly gift ------------------------------------------------------------------
+
+# The token is in the URL: never cached, indexed, or named in a Referer header.
+PRIVATE = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex", "Cache-Control": "no-store"}
+
+
+def _manage_locale(request: Request, fallback: str | None = None) -> str:
+    lang = request.query_params.get("lang")
+    if lang in SUPPORTED_LOCALES:
+        return lang
+    return fallback if fallback in SUPPORTED_LOCALES else request_locale(request)
+
+
+def _manage_failed(request: Request, token: str, exc: ProblemError) -> Response:
+    locale = _manage_locale(request)
+    known = f"donate.manage.problem.{exc.slug}" in catalog("en")
+    return page_templates().TemplateResponse(
+        request,
+        "donate_manage.html",
+        {
+            "locale": locale,
+            "locales": list(SUPPORTED_LOCALES),
+            "switch_path": f"/donations/manage/{token}",
+            "problem": exc.slug if known else "payment-provider-error",
+            "gift": None,
+        },
+        status_code=exc.status,
+        headers=PRIVATE,
+    )
+
+
+@router.get("/donations/manage/{token}", response_class=HTMLResponse)
+def manage_gift_page(
+    token: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    # Changes nothing and calls nobody: mail scanners follow links.
+    try:
+        gift = donors.load(session, token=token, settings=settings)
+    except ProblemError as exc:
+        return _manage_failed(request, token, exc)
+    donation, campaign = gift.donation, gift.campaign
+    locale = _manage_locale(request, donation.locale)
+    rules = CURRENCIES.get(donation.currency)
+    names = campaign.translations.get(locale) or campaign.translations[campaign.default_locale]
+    context = {
+        "locale": locale,
+        "locales": list(SUPPORTED_LOCALES),
+        "switch_path": f"/donations/manage/{token}",
+        "token": token,
+        "gift": donation,
+        "problem": None,
+        "amount": rules.format(donation.amount) if rules else f"{donation.amount}",
+        "campaign_name": names["name"],
+        "can_manage": bool(donation.stripe_customer_id),
+    }
+    return page_templates().TemplateResponse(
+        request, "donate_manage.html", context, headers=PRIVATE
+    )
+
+
+@router.post("/donations/manage/{token}/portal", response_class=HTMLResponse)
+def manage_gift_portal(token: str, request: Request, settings: SettingsDep) -> Response:
+    """To Stripe's billing portal, where the donor stops the gift or changes the card."""
+    try:
+        url = donors.billing_portal_url(
+            request.app.state.engine,
+            settings=settings,
+            token=token,
+            locale=_manage_locale(request),
+        )
+    except ProblemError as exc:
+        return _manage_failed(request, token, exc)
+    return RedirectResponse(url, status_code=303, headers=PRIVATE)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 
 from app.core.deps import SessionDep, SettingsDep
-from app.core.errors import Problem
+from app.core.errors import PROBLEM_BASE, Problem, problem_response
 from app.core.http import json_response
 from app.core.i18n import SUPPORTED_LOCALES, negotiate
 from app.donations import service as donation_service
+from app.donations import webhooks
 from app.donations.models import CheckoutCreated, DonationCreate, DonationTotals, WebhookResult
 
 router = APIRouter(tags=["donations"])
@@ -68,12 +69,25 @@ async def raw_body(request: Request) -> bytes:
 
 @router.post("/stripe/webhook", response_model=WebhookResult, responses={400: PROBLEM})
 def stripe_webhook(
+    request: Request,
     payload: Annotated[bytes, Depends(raw_body)],
     session: SessionDep,
     settings: SettingsDep,
     stripe_signature: Annotated[str | None, Header(max_length=2000)] = None,
 ) -> JSONResponse:
-    """Stripe's webhook. Verified, stored once by event id, applied once."""
-    event = donation_service.verify_event(settings, payload=payload, signature=stripe_signature)
-    fresh = donation_service.record_event(session, event=event)
-    return json_response(WebhookResult(duplicate=not fresh))
+    """Stripe's webhook. Verified, shape-checked, stored once by event id, applied once.
+
+    A signed event whose shape is not the expected one is answered 400 and kept (returned,
+    not raised, so the request's transaction commits it).
+    """
+    event = webhooks.verify_event(settings, payload=payload, signature=stripe_signature)
+    received = webhooks.record_event(session, event=event, payload=payload)
+    if received.rejected is not None:
+        return problem_response(
+            request,
+            status=400,
+            title="The webhook event does not have the expected shape",
+            type_=PROBLEM_BASE + "webhook-shape",
+            detail=received.rejected,
+        )
+    return json_response(WebhookResult(duplicate=received.duplicate))

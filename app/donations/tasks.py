@@ -10,6 +10,7 @@ from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.i18n import translate
 from app.core.templating import render_email
+from app.donations import donors
 from app.donations.currencies import CURRENCIES
 from app.donations.models import Donation, DonationPayment, Frequency
 from app.email.service import EmailMessage, renderer
@@ -34,6 +35,13 @@ def receipt(session: Session, payload: dict[str, Any], settings: Settings) -> Em
     rules = CURRENCIES.get(payment.currency)
     amount = rules.format(payment.amount) if rules else f"{payment.amount} {payment.currency}"
     names = campaign.translations.get(locale) or campaign.translations[campaign.default_locale]
+    monthly = donation.frequency == Frequency.monthly
+    # Where the donor stops the gift or changes the card (Stripe's billing portal).
+    manage_url = (
+        donors.manage_url(settings, donation_id=donation.id, locale=locale)
+        if monthly and donation.id is not None and donation.stripe_customer_id
+        else None
+    )
     text, html = render_email(
         "donation_receipt",
         t=t,
@@ -43,7 +51,8 @@ def receipt(session: Session, payload: dict[str, Any], settings: Settings) -> Em
         currency=payment.currency,
         campaign=names["name"],
         reference=donation.ref,
-        monthly=donation.frequency == Frequency.monthly,
+        monthly=monthly,
+        manage_url=manage_url,
         date=(payment.paid_at or payment.created_at).strftime("%Y-%m-%d"),
     )
     return EmailMessage(

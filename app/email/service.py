@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import String, case, literal, update
+from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
-from app.email.models import OutboxMessage, Suppression, SuppressionReason
+from app.email.models import OutboxMessage, OutboxStatus, Suppression, SuppressionReason
 from app.signatures.validation import normalise_email
 
 
@@ -115,6 +116,35 @@ def enqueue_many(session: Session, jobs: list[dict[str, Any]]) -> None:
         dialect_insert(session)(table).on_conflict_do_nothing(),
         [{**job, "next_attempt_at": now} for job in jobs],
     )
+
+
+def forget_recipients(session: Session, *, kind: str, payload_field: str, values: list[str]) -> int:
+    """Clear the recipient of the `kind` messages whose payload[`payload_field`] is one of
+    `values` (their subject's personal data was removed); those still pending are cancelled.
+    Returns how many messages changed."""
+    if not values:
+        return 0
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.kind) == kind,
+            OutboxMessage.payload[payload_field].as_string().in_(values),
+            col(OutboxMessage.recipient).is_not(None),
+        )
+        .values(
+            recipient=None,
+            status=case(
+                (
+                    col(OutboxMessage.status) == OutboxStatus.pending,
+                    literal(OutboxStatus.cancelled.value, String),
+                ),
+                else_=col(OutboxMessage.status),
+            ),
+        )
+        .returning(col(OutboxMessage.id))
+        .execution_options(synchronize_session=False)
+    )
+    return len(result.scalars().all())
 
 
 # --- suppression: addresses that get no more campaign updates ----------------------------------

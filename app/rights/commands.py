@@ -29,7 +29,9 @@ def anonymise_command(
     """Anonymise the signatures of petitions closed longer than the retention period.
 
     Names, e-mail addresses and postcodes are removed; the rows, their country and dates stay,
-    so counts and per-country totals stay right. Safe to run again (e.g. daily from cron).
+    so counts and per-country totals stay right. Donors of gifts that ended before the same
+    cutoff lose their name and address too (the amounts stay). Safe to run again (e.g. daily
+    from cron).
     """
     from app.core.db import make_engine
     from app.rights import service as rights_service
@@ -50,6 +52,7 @@ def anonymise_command(
         typer.echo(f"  {petition.slug}: {verb} {petition.signatures} signature(s)")
     if not report.petitions:
         typer.echo("  none")
+    typer.echo(f"gifts that ended before then: {verb} {report.donations} donor(s)")
     summary = f"{verb} {report.signatures} signature(s) in all"
     if not dry_run:
         summary += f"; cleared the recipient of {report.messages} e-mail(s)"

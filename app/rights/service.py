@@ -6,7 +6,8 @@ see what Chorus holds about that one signature, withdraw it, stop updates, and d
 
 Retention: `anonymise_expired` removes the personal data of signatures of petitions that closed
 more than DATA_RETENTION_DAYS ago (`chorus anonymise`), keeping the rows so that counts,
-per-country and hourly totals stay right.
+per-country and hourly totals stay right, and that of donors whose gift ended that long ago
+(app/donations/donors.py), keeping the amounts.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from app.core.config import Settings
 from app.core.db import session_scope, utcnow
 from app.core.errors import ProblemError
 from app.core.tokens import make_token, read_link
+from app.donations import donors
+from app.donations.models import DonationData
 from app.email.models import OutboxMessage, OutboxStatus, Suppression
 from app.letters import service as letter_service
 from app.petitions.models import Petition, PetitionStatus
@@ -248,6 +251,8 @@ class SignatureExport(BaseModel):
     suppression: SuppressionData | None = None
     # Letters from this address to the petition's officials.
     letters: list[LetterData] = []
+    # Gifts made with this address (any campaign), or linked to this signature.
+    donations: list[DonationData] = []
 
 
 def export(session: Session, *, token: str, settings: Settings) -> SignatureExport:
@@ -261,6 +266,7 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
     messages: list[MessageData] = []
     suppression: SuppressionData | None = None
     letters: list[LetterData] = []
+    donations: list[DonationData] = []
     if signature.email:  # anonymised signatures have no address, and their messages none either
         rows = session.execute(
             select(
@@ -293,6 +299,7 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
                 session, petition_id=petition.id or 0, email_normalised=signature.email_normalised
             )
         ]
+        donations = donors.donations_of(session, email=signature.email, signature_id=signature.id)
         suppressed = session.get(Suppression, signature.email_normalised)
         if suppressed is not None:
             suppression = SuppressionData(
@@ -320,6 +327,7 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
         messages=messages,
         suppression=suppression,
         letters=letters,
+        donations=donations,
     )
 
 
@@ -344,6 +352,8 @@ class AnonymisationReport:
     petitions: list[PetitionAnonymisation] = field(default_factory=list)
     # Outbox messages of anonymised signatures whose recipient was cleared in this run.
     messages: int = 0
+    # Gifts that ended before the cutoff whose donor's personal data was removed.
+    donations: int = 0
 
     @property
     def signatures(self) -> int:
@@ -422,7 +432,19 @@ def anonymise_expired(
         log.info("anonymised %s signature(s) of %s%s", count, slug, " (dry run)" if dry_run else "")
         done.append(PetitionAnonymisation(petition_id=petition_id, slug=slug, signatures=count))
     messages = 0 if dry_run else _clear_outbox(engine, window=batch_size * 10)
-    return AnonymisationReport(cutoff=cutoff, dry_run=dry_run, petitions=done, messages=messages)
+    gifts = donors.anonymise_ended(engine, cutoff=cutoff, dry_run=dry_run, batch_size=batch_size)
+    if gifts and not dry_run:
+        with session_scope(engine) as session:
+            audit_service.record(
+                session,
+                actor=None,
+                action="donations.anonymised",
+                subject="donations",
+                details={"donations": gifts, "retention_days": days},
+            )
+    return AnonymisationReport(
+        cutoff=cutoff, dry_run=dry_run, petitions=done, messages=messages, donations=gifts
+    )
 
 
 def _anonymise_petition(engine: Engine, *, petition_id: int, batch_size: int) -> int:

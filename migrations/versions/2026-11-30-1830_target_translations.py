@@ -6,7 +6,7 @@ petitions keep their texts. The existing columns stay as they are: they are the 
 in any language without a translation, so every existing target reads exactly as before.
 
 Revision ID: 87b5bc12aa71
-Revises: 728189117e65
+Revises: 5d0a7c3e9b21
 Create Date: 2026-11-30 18:30:00.000000
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "87b5bc12aa71"
-down_revision: str | None = "728189117e65"
+down_revision: str | None = "5d0a7c3e9b21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

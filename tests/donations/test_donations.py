@@ -480,7 +480,7 @@ def test_donate_page_and_form(client: TestClient, demo: Any, fake_stripe: FakeSt
         f"/campaigns/{CAMPAIGN}/donate",
         data={"currency": "EUR", "custom_amount": "ten", "locale": "en"},
     )
-    assert "Enter an amount as a number" in not_a_number.text
+    assert "Enter the amount as a number, like 25.50" in not_a_number.text
     assert fake_stripe.sessions == {}
 
     ok = client.post(

@@ -17,7 +17,7 @@ from app.core import migrations
 from app.core.db import normalise_url
 from app.targets.models import Target
 
-BEFORE = "728189117e65"  # the head before target translations
+BEFORE = "5d0a7c3e9b21"  # the head before target translations
 TRANSLATIONS = "87b5bc12aa71"
 
 CAMPAIGN = sa.table(
