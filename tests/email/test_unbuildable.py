@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from app.email.models import OutboxMessage, OutboxStatus
 from app.email.service import EmailMessage, renderer
 from app.email.worker import OutboxWorker, mail_config
 from tests.conftest import Account, Mailbox
+from tests.worker_thread import worker_running
 
 
 @renderer("test_addressed")
@@ -52,33 +51,6 @@ def queue(session: Session, to: str, **payload: Any) -> int:
     return new_id
 
 
-@pytest.fixture
-def running_worker(settings: Settings, engine: Engine) -> Iterator[Any]:
-    """Start the real worker loop (`chorus worker`) in a thread; stopped after the test."""
-    threads: list[tuple[threading.Thread, asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-    def start(**overrides: Any) -> None:
-        worker_settings = settings.model_copy(update={"WORKER_POLL_SECONDS": 0.05, **overrides})
-        worker = OutboxWorker(
-            worker_settings,
-            engine,
-            mail_config(
-                worker_settings, server=settings.MAIL_SERVER or "", port=settings.MAIL_PORT
-            ),
-        )
-        loop = asyncio.new_event_loop()
-        stop = asyncio.Event()
-        thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(stop),))
-        thread.start()
-        threads.append((thread, loop, stop))
-
-    yield start
-    for thread, loop, stop in threads:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=10)
-        loop.close()
-
-
 def wait_until_final(session: Session, message_id: int, timeout: float = 10.0) -> OutboxMessage:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,7 +62,7 @@ def wait_until_final(session: Session, message_id: int, timeout: float = 10.0) -
 
 
 def test_a_message_that_cannot_be_built_fails_alone_and_its_lane_goes_on(
-    session: Session, smtp: Mailbox, running_worker: Any
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox
 ) -> None:
     # First in the queue, so first in the worker's only lane: a donor's name with a line break.
     poisoned = queue(
@@ -100,16 +72,15 @@ def test_a_message_that_cannot_be_built_fails_alone_and_its_lane_goes_on(
         queue(session, f"reader{n}@example.org")
     session.commit()
 
-    started = time.monotonic()
-    running_worker(WORKER_CONCURRENCY=1, OUTBOX_MAX_ATTEMPTS=3)
-    delivered = smtp.wait_for(10, timeout=15)
-    delay = time.monotonic() - started
-    assert delay < 5, f"the other messages waited {delay:.1f}s behind the one that failed"
-    assert sorted(str(m["To"]) for m in delivered) == sorted(
-        f"reader{n}@example.org" for n in range(10)
-    )
-
-    row = wait_until_final(session, poisoned)
+    with worker_running(settings, engine, WORKER_CONCURRENCY=1, OUTBOX_MAX_ATTEMPTS=3):
+        started = time.monotonic()
+        delivered = smtp.wait_for(10, timeout=15)
+        delay = time.monotonic() - started
+        assert delay < 5, f"the other messages waited {delay:.1f}s behind the one that failed"
+        assert sorted(str(m["To"]) for m in delivered) == sorted(
+            f"reader{n}@example.org" for n in range(10)
+        )
+        row = wait_until_final(session, poisoned)
     assert row.status == OutboxStatus.failed
     assert row.attempts == 3  # retried with backoff up to its limit, then given up
     assert row.last_error and "To" in row.last_error and "line break" in row.last_error
