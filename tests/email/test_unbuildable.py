@@ -173,3 +173,33 @@ def test_admins_see_failed_messages_with_their_reasons(
     assert client.get("/api/v1/admin/outbox").status_code == 401
     bad = client.get("/api/v1/admin/outbox?status=lost", headers=admin.headers)
     assert bad.status_code == 422
+
+
+def test_an_unexpected_error_writing_one_message_does_not_stop_its_lane(
+    session: Session, settings: Settings, engine: Engine, smtp: Mailbox, monkeypatch: Any
+) -> None:
+    from app.email import worker as worker_module
+
+    unlucky = queue(session, "unlucky@example.org")
+    for n in range(3):
+        queue(session, f"reader{n}@example.org")
+    session.commit()
+    flatten = worker_module.flatten
+
+    def flaky_flatten(mime: Any) -> bytes:
+        if "unlucky@" in str(mime["To"]):
+            raise RuntimeError("the writer tripped")
+        return flatten(mime)
+
+    monkeypatch.setattr(worker_module, "flatten", flaky_flatten)
+    worker = OutboxWorker(
+        settings.model_copy(update={"WORKER_CONCURRENCY": 1}),
+        engine,
+        mail_config(settings, server=settings.MAIL_SERVER or "", port=settings.MAIL_PORT),
+    )
+    asyncio.run(worker.drain(max_batches=1))
+    delivered = smtp.wait_for(3)
+    assert sorted(str(m["To"]) for m in delivered) == [f"reader{n}@example.org" for n in range(3)]
+    row = session.exec(select(OutboxMessage).where(OutboxMessage.id == unlucky)).one()
+    assert (row.status, row.attempts) == (OutboxStatus.pending, 1)
+    assert row.last_error == "RuntimeError: the writer tripped"
