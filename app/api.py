@@ -9,6 +9,7 @@ from app.core.deps import get_current_user
 from app.donations import pages as donation_pages
 from app.donations import router as donations
 from app.email import pages as mailbox_pages
+from app.email import router as email
 from app.exports import router as exports
 from app.letters import pages as letter_pages
 from app.letters import router as letters
@@ -40,6 +41,7 @@ admin_router.include_router(exports.router)
 admin_router.include_router(updates.router)
 admin_router.include_router(abuse.router)
 admin_router.include_router(letters.admin_router)
+admin_router.include_router(email.admin_router)
 api_router.include_router(admin_router)
 
 page_router = APIRouter()

@@ -10,6 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text, text
 from sqlmodel import Field, SQLModel
 
@@ -52,6 +54,14 @@ class OutboxMessage(SQLModel, table=True):
         ),
         # A signer's data download lists the messages sent to them.
         Index("ix_outbox_recipient", "recipient"),
+        # Admins list the messages that failed (GET /admin/outbox?status=failed): partial,
+        # so it costs the sending nothing and lists them without reading all the mail sent.
+        Index(
+            "ix_outbox_failed",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
     )
 
     id: int | None = Field(
@@ -76,3 +86,27 @@ class OutboxMessage(SQLModel, table=True):
     recipient: str | None = Field(default=None, sa_type=String(320))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboxEntry(BaseModel):
+    """A message in the outbox as admins see it (without its payload)."""
+
+    id: int
+    kind: str
+    status: OutboxStatus
+    recipient: str | None
+    attempts: int
+    last_error: str | None = PydanticField(
+        description="Why the last attempt did not send it (the SMTP server's answer, a header "
+        "that would break the message, a letter template over its budget); null once sent."
+    )
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+
+
+class OutboxPage(BaseModel):
+    data: list[OutboxEntry]
+    next_after: int | None = PydanticField(
+        description="Pass as `after` for the next page; null on the last page."
+    )

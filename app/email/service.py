@@ -12,7 +12,13 @@ from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
-from app.email.models import OutboxMessage, OutboxStatus, Suppression, SuppressionReason
+from app.email.models import (
+    OutboxEntry,
+    OutboxMessage,
+    OutboxStatus,
+    Suppression,
+    SuppressionReason,
+)
 from app.signatures.validation import normalise_email
 
 
@@ -39,8 +45,15 @@ class EmailMessage:
     attachments: list[Attachment] = field(default_factory=list)
 
 
+class Undeliverable(Exception):
+    """Raised by a renderer for a message that can never be sent as its subject stands (a
+    letter whose template exceeds its budget, say): the worker fails it at once, with this
+    text as the reason admins and organisers read, instead of retrying it."""
+
+
 # A renderer builds the message for a job at send time, from the current state of the database,
 # or returns None when the job no longer applies (then the message is cancelled, not sent).
+# A renderer's other exceptions are retried with backoff (a bug fixed, a row repaired).
 Renderer = Callable[[Session, dict[str, Any], Settings], EmailMessage | None]
 RENDERERS: dict[str, Renderer] = {}
 
@@ -145,6 +158,19 @@ def forget_recipients(session: Session, *, kind: str, payload_field: str, values
         .execution_options(synchronize_session=False)
     )
     return len(result.scalars().all())
+
+
+def messages(
+    session: Session, *, status: OutboxStatus | None = None, after: int = 0, limit: int = 100
+) -> tuple[list[OutboxEntry], int | None]:
+    """The outbox's messages in the order they were queued, from after the id `after`, of one
+    `status` or all. -> (a page of them, the `after` of the next page or None)"""
+    query = select(OutboxMessage).where(col(OutboxMessage.id) > after)
+    if status is not None:
+        query = query.where(col(OutboxMessage.status) == status)
+    rows = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit + 1)).all()
+    entries = [OutboxEntry.model_validate(row, from_attributes=True) for row in rows[:limit]]
+    return entries, (entries[-1].id if len(rows) > limit else None)
 
 
 # --- suppression: addresses that get no more campaign updates ----------------------------------

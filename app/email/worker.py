@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import random
+import re
 import secrets
 import socket
 import time
@@ -41,13 +42,61 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.email import service as email_service
 from app.email.models import OutboxMessage, OutboxStatus, SuppressionReason
-from app.email.service import PREFETCHERS, RENDERERS, Attachment, EmailMessage
+from app.email.service import PREFETCHERS, RENDERERS, Attachment, EmailMessage, Undeliverable
 
 log = logging.getLogger(__name__)
 
 # A connection left open longer than this is closed rather than reused (servers drop idle
 # clients, and a stale connection would fail a lane).
 IDLE_REUSE_SECONDS = 5.0
+
+
+class UnsafeHeader(ValueError):
+    """A header value that would break the message's header block (a line break in a name).
+
+    The message is refused rather than "repaired": its data came from someone's input and
+    should be fixed there. It is retried with backoff like any failure (the data may be
+    corrected meanwhile), then failed; it never holds up other messages.
+    """
+
+
+# What may not appear in a header value: a CR or LF would end the header (and let the rest
+# pose as headers of its own, or as the body); other control characters are refused by mail
+# servers or shown as garbage.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# A header name (RFC 5322): printable ASCII but the colon.
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+
+
+def check_header(name: str, value: str, *, what: str = "") -> None:
+    """Raise UnsafeHeader for a value the header `name` cannot carry as it is.
+
+    The reason names the header (and `what` in it), never the value: it is shown to admins
+    and may be someone's name.
+    """
+    found = _CONTROL.search(value)
+    if found is None:
+        return
+    problem = "a line break" if found.group() in "\r\n" else "a control character"
+    raise UnsafeHeader(f"the {name} header{f' ({what})' if what else ''} would contain {problem}")
+
+
+def check_headers(message: EmailMessage) -> None:
+    """Every header value a rendered message brings, checked before anything is built."""
+    check_header("To", message.to, what="address")
+    check_header("To", message.to_name or "", what="name")
+    check_header("Subject", message.subject)
+    check_header("From", message.from_name or "", what="name")
+    for name, address in message.reply_to:
+        check_header("Reply-To", name, what="name")
+        check_header("Reply-To", address, what="address")
+    for header, value in message.headers.items():
+        if not _HEADER_NAME.fullmatch(header):
+            raise UnsafeHeader(f"{header!r} is not a header name")
+        check_header(header, value)
+    for attachment in message.attachments:
+        check_header("Content-Disposition", attachment.filename, what="file name")
+        check_header("Content-Type", attachment.media_type)
 
 
 @dataclass
@@ -122,10 +171,18 @@ def with_attachments(body: Any, attachments: list[Attachment]) -> MIMEMultipart:
     return mixed
 
 
+# A line end inside a written header that is not followed by folding white space: the header
+# block would end there, or the rest would read as another header.
+_NEWLINE_WITHOUT_FWSP = re.compile(rb"\r\n[^ \t]|\r[^ \n\t]|\n[^ \t]")
+
+
 class _QuickHeaders(Compat32):
     """Compat32 (what fastapi-mail's messages use), without its costly folding machinery for
     headers that need none: a short ASCII value is written as it is, which is exactly what
-    Compat32 would write. Anything else (long, non-ASCII, encoded) goes the usual way."""
+    Compat32 would write. Anything else (long, non-ASCII, encoded) goes the usual way, and what
+    that writes is checked: Compat32 (before Python 3.11.10) writes a value's line break as it
+    is, so a line without a colon ended the header block early (what follows, the Message-ID
+    included, became body)."""
 
     def fold_binary(self, name: str, value: Any) -> bytes:
         if (
@@ -136,7 +193,10 @@ class _QuickHeaders(Compat32):
             and "\r" not in value
         ):
             return f"{name}: {value}{self.linesep}".encode("ascii")
-        return super().fold_binary(name, value)
+        folded = super().fold_binary(name, value)
+        if _NEWLINE_WITHOUT_FWSP.search(folded.rstrip(b"\r\n")):
+            raise UnsafeHeader(f"the {name} header would contain a line break")
+        return folded
 
 
 _QUICK_HEADERS = _QuickHeaders()
@@ -318,6 +378,7 @@ class OutboxWorker:
         ready: list[tuple[Claimed, EmailMessage]] = []
         cancelled: list[Claimed] = []
         broken: list[tuple[Claimed, Exception]] = []
+        undeliverable: list[tuple[Claimed, Undeliverable]] = []
         with Session(self.engine) as session:
             loaded = self._prefetch(session, claims)
             for claim in claims:
@@ -326,6 +387,10 @@ class OutboxWorker:
                     if render is None:
                         raise LookupError(f"no renderer for outbox kind {claim.kind!r}")
                     message = render(session, claim.payload, self.settings)
+                except Undeliverable as exc:  # the renderer knows it never will be
+                    log.warning("outbox message %s cannot be sent: %s", claim.id, exc)
+                    undeliverable.append((claim, exc))
+                    continue
                 except Exception as exc:  # a bug or bad data: retry later, keep the job
                     log.exception("rendering outbox message %s failed", claim.id)
                     broken.append((claim, exc))
@@ -340,6 +405,8 @@ class OutboxWorker:
             self._finish(claim.id, status=OutboxStatus.cancelled)
         for claim, error in broken:
             self.record_failure(claim, error, permanent=False)
+        for claim, reason in undeliverable:
+            self.record_failure(claim, reason, permanent=True)
         return ready, len(cancelled)
 
     def _update_own(self, message_id: int, **values: Any) -> None:
@@ -413,7 +480,13 @@ class OutboxWorker:
                     done.set_result(None)
 
     def record_failure(self, claim: Claimed, error: BaseException, *, permanent: bool) -> None:
-        reason = f"{type(error).__name__}: {error}"[:2000]
+        """Record why a message was not sent: retried with backoff, or failed for good when
+        `permanent` or out of attempts. The reason is what admins (and, for letters,
+        organisers) read."""
+        if isinstance(error, UnsafeHeader | Undeliverable):
+            reason = str(error)[:2000]  # written for them already
+        else:
+            reason = f"{type(error).__name__}: {error}"[:2000]
         if permanent or claim.attempts >= self.settings.OUTBOX_MAX_ATTEMPTS:
             log.error("outbox message %s failed for good: %s", claim.id, reason)
             self._finish(claim.id, status=OutboxStatus.failed, error=reason)
@@ -438,6 +511,8 @@ class OutboxWorker:
     # --- SMTP side ------------------------------------------------------------------------------
 
     async def build(self, claim: Claimed, message: EmailMessage) -> Outgoing:
+        """The MIME message to send; UnsafeHeader for a header value that cannot be sent."""
+        check_headers(message)
         # model_construct: every field is ours and already checked, and validation (which
         # runs email-validator on the recipient again) was a tenth of a message's CPU.
         schema = MessageSchema.model_construct(
@@ -536,6 +611,22 @@ class OutboxWorker:
                     await asyncio.to_thread(
                         self.record_failure, outgoing.claim, exc, permanent=permanent
                     )
+                except Exception as exc:
+                    # Not the server's answer but this message's own fault (it cannot be
+                    # written out): its failure, never the lane's.
+                    if isinstance(exc, UnsafeHeader):
+                        log.warning("outbox message %s cannot be sent: %s", outgoing.claim.id, exc)
+                    else:
+                        log.exception("outbox message %s cannot be sent", outgoing.claim.id)
+                    await asyncio.to_thread(
+                        self.record_failure, outgoing.claim, exc, permanent=False
+                    )
+                    processed += 1
+                    if not isinstance(exc, UnsafeHeader):
+                        # It may have stopped halfway through a transaction: start afresh.
+                        connection.session.close()
+                        connection, reused = await self._connect()
+                    continue
                 else:
                     await self.mark_sent(outgoing.claim)
                 processed += 1
@@ -549,9 +640,8 @@ class OutboxWorker:
 
     async def _send(self, connection: Connection, outgoing: Outgoing) -> None:
         if outgoing.recipient.isascii():
-            await connection.session.sendmail(
-                self.settings.MAIL_FROM, [outgoing.recipient], flatten(outgoing.mime)
-            )
+            data = flatten(outgoing.mime)  # before a word to the server: it may refuse
+            await connection.session.sendmail(self.settings.MAIL_FROM, [outgoing.recipient], data)
         else:  # needs SMTPUTF8: let aiosmtplib negotiate it
             await connection.session.send_message(outgoing.mime, recipients=[outgoing.recipient])
 
@@ -565,12 +655,22 @@ class OutboxWorker:
         for claim, message in ready:
             try:
                 outgoing.append(await self.build(claim, message))
-            except Exception as exc:  # this message can never be built: fail it, not the batch
-                log.exception("outbox message %s cannot be built", claim.id)
-                await asyncio.to_thread(self.record_failure, claim, exc, permanent=True)
+            except Exception as exc:  # this message's failure, not the batch's
+                if isinstance(exc, UnsafeHeader):
+                    log.warning("outbox message %s cannot be built: %s", claim.id, exc)
+                else:
+                    log.exception("outbox message %s cannot be built", claim.id)
+                # Retried with backoff, then failed: its data may be corrected meanwhile.
+                await asyncio.to_thread(self.record_failure, claim, exc, permanent=False)
         lanes_count = min(self.settings.WORKER_CONCURRENCY, len(outgoing)) or 1
         lanes = [outgoing[i::lanes_count] for i in range(lanes_count)]
-        await asyncio.gather(*(self._send_lane(lane) for lane in lanes if lane))
+        # Every lane runs to its end before the next batch, whatever happens to another.
+        results = await asyncio.gather(
+            *(self._send_lane(lane) for lane in lanes if lane), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("an outbox lane stopped early", exc_info=result)
         return len(claims)
 
     async def drain(self, *, max_batches: int = 1000) -> int:

@@ -127,7 +127,9 @@ def check_template(kind: TemplateKind, language: str, *, subject: str, body: str
     """422 with each problem and its line; a template that checks out is also tried once."""
     try:
         engine.check(kind, subject=subject, body=body)
-        engine.render(subject, body, _sample_context(kind, language))
+        sample = _sample_context(kind, language)
+        engine.render(subject, body, sample)
+        engine.try_longest(subject, body, sample)  # real letters must fit the budget too
     except engine.TemplateProblem as exc:
         raise _problem(exc) from None
 

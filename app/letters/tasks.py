@@ -10,7 +10,7 @@ from sqlmodel import Session
 from app.core.config import Settings
 from app.core.i18n import translate
 from app.core.templating import render_email
-from app.email.service import Attachment, EmailMessage, renderer
+from app.email.service import Attachment, EmailMessage, Undeliverable, renderer
 from app.letters import defaults, engine
 from app.letters import service as letter_service
 from app.letters.models import (
@@ -151,7 +151,12 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
     delivery = session.get(LetterDelivery, payload["delivery_id"])
     if delivery is None:
         return None
-    rendered = render_delivery(session, delivery, settings)
+    try:
+        rendered = render_delivery(session, delivery, settings)
+    except engine.TemplateProblem as exc:
+        # Over its budget, or broken: rendering it again would fail again (and spend the
+        # budget again), so the letter fails now, with the reason in the delivery log.
+        raise Undeliverable(f"the letter's template fails: {exc.describe()}") from exc
     if rendered is None:
         return None
     content, target, supporter_letter, petition_delivery, petition = rendered

@@ -14,7 +14,7 @@ import pytest
 
 from app.core.config import Settings
 from app.email.service import Attachment, EmailMessage
-from app.email.worker import Claimed, OutboxWorker, flatten, mail_config
+from app.email.worker import Claimed, OutboxWorker, UnsafeHeader, flatten, mail_config
 
 HTML = "<p>Thank you, {name}.</p>\n<p><a href='https://example.org/c/abc'>Confirm</a></p>\n"
 TEXT = "Thank you, {name}.\n\nConfirm: https://example.org/c/abc\r\nFrom the campaign team\n"
@@ -127,3 +127,18 @@ def test_messages_have_a_sound_mime_structure(settings: Settings) -> None:
     )
     pdf = next(p for p in letter.walk() if p.get_content_type() == "application/pdf")
     assert pdf.get_content() == bytes(range(256)) * 40
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Eve\nnot a header <eve@example.org>", "Eve\r\n\r\nbody <eve@example.org>"],
+)
+def test_a_header_that_would_end_the_header_block_is_never_written(value: str) -> None:
+    """Whatever reaches the writer, a line break in a value cannot end the header block
+    early (the rest, Message-ID included, would become body) or pose as a header."""
+    message = Message()
+    message["To"] = value
+    message["Message-ID"] = "<outbox-1@example.org>"
+    message.set_payload("Thank you.")
+    with pytest.raises(UnsafeHeader):
+        flatten(message)
