@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.i18n import money
+
 # Stripe's zero-decimal currencies (https://docs.stripe.com/currencies#zero-decimal).
 ZERO_DECIMAL = frozenset(
     {
@@ -54,10 +56,9 @@ class CurrencyRules:
         scale = int(10**self.exponent)
         return int(whole or "0") * scale + int(fraction.ljust(self.exponent, "0") or 0)
 
-    def format(self, minor: int) -> str:
-        """`₩10,000`, `€25.00`."""
-        major = minor / 10**self.exponent
-        return f"{self.symbol}{major:,.{self.exponent}f}"
+    def format(self, minor: int, locale: str = "en") -> str:
+        """`₩10,000`, `€25.00`; `25,00 EUR` in Ukrainian: as `locale` writes amounts (Babel)."""
+        return money(minor, self.code, locale, exponent=self.exponent)
 
 
 CURRENCIES: dict[str, CurrencyRules] = {

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 import traceback
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, nodes, pass_context
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import LoopContext
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from app.core.i18n import long_date, number, plural_category
 from app.letters.models import TemplateKind
 
 MAX_OUTPUT = 100_000  # characters of rendered text
@@ -147,15 +149,45 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return _check_size(operator.add(left, right))
 
 
-def _number(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int | float) else str(value)
+# The letter's language, for the filters that write numbers and plurals its way. A template
+# cannot name it: names it uses are checked against VARIABLES, and `_…` is refused.
+LANGUAGE = "__language__"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@pass_context
+def _number(context: Context, value: Any) -> str:
+    """12345 -> 12,345 (en, ko), 12 345 (uk, with a no-break space)."""
+    return number(value, context.get(LANGUAGE, "en")) if _is_number(value) else str(value)
+
+
+@pass_context
+def _plural(
+    context: Context,
+    value: Any,
+    *,
+    other: str,
+    zero: str | None = None,
+    one: str | None = None,
+    two: str | None = None,
+    few: str | None = None,
+    many: str | None = None,
+) -> str:
+    """`{{ n|plural(one="signature", other="signatures") }}`: the form for n by the letter's
+    language's CLDR plural rules (Ukrainian also has `few` and `many`)."""
+    forms = {"zero": zero, "one": one, "two": two, "few": few, "many": many}
+    return forms.get(plural_category(context.get(LANGUAGE, "en"), value)) or other
 
 
 def _environment(*, html: bool) -> _Sandbox:
     env = _Sandbox(autoescape=html, undefined=StrictUndefined, loader=None)
     env.globals.clear()  # no range(), lipsum(), dict(), cycler(), namespace(): nothing to call
     env.filters = {name: env.filters[name] for name in FILTERS}
-    env.filters["number"] = _number  # 12345 -> 12,345
+    env.filters["number"] = _number  # 12345 -> 12,345, as the letter's language writes it
+    env.filters["plural"] = _plural
     return env
 
 
@@ -278,30 +310,20 @@ def _render(env: _Sandbox, source: str, context: dict[str, Any], part: str) -> s
         raise TemplateProblem([(part, _line_of(exc), message)]) from exc
 
 
-def render(subject: str, body: str, context: dict[str, Any]) -> Rendered:
+_BLANKS = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def render(subject: str, body: str, context: dict[str, Any], *, language: str = "en") -> Rendered:
     """Render a checked template: a one-line subject, a text body and an HTML body."""
+    context = {**context, LANGUAGE: language}
     text = _render(TEXT, body, context, "body").strip()
     html_body = _render(HTML, body, context, "body").strip()
-    rendered_subject = " ".join(_render(TEXT, subject, context, "subject").split())
+    # One line; no-break spaces (1 000 in Ukrainian) stay, which str.split() would not keep.
+    rendered_subject = _BLANKS.sub(" ", _render(TEXT, subject, context, "subject")).strip()
     html = f'<div style="white-space: pre-wrap; font-family: serif">{html_body}</div>'
     return Rendered(subject=rendered_subject[:500], text=text, html=html)
 
 
-MONTHS = {
-    "en": "January February March April May June July August September October November "
-    "December".split(),
-    "uk": "січня лютого березня квітня травня червня липня серпня вересня жовтня листопада "
-    "грудня".split(),
-}
-
-
 def format_date(day: date, language: str) -> str:
-    """A date as a letter in `language` writes it."""
-    base = language.split("-")[0]
-    if base == "ko":
-        return f"{day.year}년 {day.month}월 {day.day}일"
-    if base == "uk":
-        return f"{day.day} {MONTHS['uk'][day.month - 1]} {day.year} р."
-    if base == "en":
-        return f"{day.day} {MONTHS['en'][day.month - 1]} {day.year}"
-    return day.isoformat()
+    """A date as a letter in `language` writes it (Babel: 30 November 2026, 2026년 11월 30일)."""
+    return long_date(day, language)

@@ -127,7 +127,7 @@ def check_template(kind: TemplateKind, language: str, *, subject: str, body: str
     """422 with each problem and its line; a template that checks out is also tried once."""
     try:
         engine.check(kind, subject=subject, body=body)
-        engine.render(subject, body, _sample_context(kind, language))
+        engine.render(subject, body, _sample_context(kind, language), language=language)
     except engine.TemplateProblem as exc:
         raise _problem(exc) from None
 
@@ -364,7 +364,7 @@ def preview(
             else _sample_context(kind, language)["delivery"]
         )
     try:
-        return engine.render(subject, body, context)
+        return engine.render(subject, body, context, language=language)
     except engine.TemplateProblem as exc:
         raise _problem(exc) from None
 
