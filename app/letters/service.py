@@ -30,6 +30,7 @@ from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.core.errors import FieldError, ProblemError
 from app.core.i18n import country_names
+from app.core.spreadsheet import UTF8_BOM, as_text
 from app.core.tokens import make_token, read_link
 from app.email import service as email_service
 from app.email.models import OutboxMessage, OutboxStatus
@@ -884,10 +885,20 @@ def log_entry(session: Session, *, delivery_id: int) -> DeliveryLogEntry:
 # --- petition delivery ------------------------------------------------------------------------
 
 ANNEX_COLUMNS = {"postcode": "postcode", "confirmed_at": "confirmed_at"}
+ANNEX_TYPE = "text/csv; charset=utf-8"
 
 
 def annex_filename(petition: Petition, number: int) -> str:
     return f"{petition.slug}-signatures-{number}.csv"
+
+
+def _in_annex(petition_id: int) -> tuple[Any, ...]:
+    """The signatures an annex lists: confirmed, and not anonymised."""
+    return (
+        col(Signature.petition_id) == petition_id,
+        col(Signature.status) == SignatureStatus.confirmed,
+        col(Signature.anonymised_at).is_(None),
+    )
 
 
 def _annex_rows(
@@ -904,12 +915,7 @@ def _annex_rows(
                 col(Signature.postcode),
                 col(Signature.confirmed_at),
             )
-            .where(
-                col(Signature.petition_id) == petition_id,
-                col(Signature.status) == SignatureStatus.confirmed,
-                col(Signature.anonymised_at).is_(None),
-                col(Signature.id) > last,
-            )
+            .where(*_in_annex(petition_id), col(Signature.id) > last)
             .order_by(col(Signature.id))
             .limit(5000)
         ).all()
@@ -917,7 +923,7 @@ def _annex_rows(
             return
         for _id, name, country, postcode, confirmed_at in rows:
             extra = {
-                "postcode": neutralise(postcode or ""),
+                "postcode": neutralise(as_text(postcode or "")),
                 "confirmed_at": iso_utc(confirmed_at) if confirmed_at else "",
             }
             yield [neutralise(name), country, *(extra[f] for f in fields)]
@@ -927,12 +933,17 @@ def _annex_rows(
 def _build_annex(
     session: Session, *, petition_id: int, fields: list[str]
 ) -> tuple[bytes, int, int, str]:
-    """The CSV annex, gzip-compressed as it is built: (gzip, rows, bytes, sha256 of the CSV)."""
+    """The CSV annex, gzip-compressed as it is built: (gzip, rows, bytes, sha256 of the CSV).
+
+    The CSV starts with a UTF-8 byte order mark, which the SHA-256 covers: without it Excel
+    reads the file in the local code page, and Korean and Ukrainian names turn to noise.
+    """
     digest = hashlib.sha256()
     compressed = io.BytesIO()
     size = rows = 0
     with gzip.GzipFile(fileobj=compressed, mode="wb", mtime=0) as archive:
         text = io.StringIO()
+        text.write(UTF8_BOM)
         writer = csv.writer(text)
         for i, row in enumerate(_annex_rows(session, petition_id=petition_id, fields=fields)):
             writer.writerow(row)
@@ -1103,7 +1114,7 @@ def manifest(delivery: PetitionDelivery, petition: Petition, settings: Settings)
         "countries": delivery.countries,
         "annex": {
             "filename": annex_filename(petition, delivery.number),
-            "media_type": "text/csv; charset=utf-8",
+            "media_type": ANNEX_TYPE,
             "columns": delivery.annex_fields,
             "rows": delivery.annex_rows,
             "bytes": delivery.annex_bytes,

@@ -198,7 +198,11 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
         elif petition_delivery.annex_bytes > ANNEX_PLAIN_MAX_BYTES:
             annex = [Attachment(filename + ".gz", petition_delivery.annex_gzip, "application/gzip")]
         else:
-            annex = [Attachment(filename, letter_service.annex(petition_delivery), "text/csv")]
+            annex = [
+                Attachment(
+                    filename, letter_service.annex(petition_delivery), letter_service.ANNEX_TYPE
+                )
+            ]
         message.attachments = [
             *annex,
             Attachment(
