@@ -358,12 +358,7 @@ def preview(
         )
         context.update(supporter_vars(sample, language))
     else:
-        delivery = _latest_delivery(session, petition_id=petition.id or 0)
-        context["delivery"] = (
-            delivery_vars(delivery, petition, language, settings)
-            if delivery
-            else _sample_context(kind, language)["delivery"]
-        )
+        context["delivery"] = upcoming_delivery_vars(session, petition=petition, language=language)
     try:
         return engine.render(subject, body, context, language=language)
     except engine.TemplateProblem as exc:
@@ -1099,6 +1094,33 @@ def delivery_vars(
         "annex_sha256": delivery.annex_sha256,
         "annex_rows": delivery.annex_rows,
         "annex_url": "" if annex_attached(settings, delivery) else annex_url(settings, delivery),
+    }
+
+
+def upcoming_delivery_vars(
+    session: Session, *, petition: Petition, language: str
+) -> dict[str, Any]:
+    """`delivery` as a delivery made now would have it, for previews: the same count and
+    per-country summary `deliver` takes, the next number, the rows the annex would have. Only
+    the annex's SHA-256 is not known before the annex is written."""
+    assert petition.id is not None
+    latest = _latest_delivery(session, petition_id=petition.id)
+    number = (latest.number + 1) if latest else 1
+    countries = signature_service.confirmed_by_country(session, petition_id=petition.id)
+    rows = session.exec(
+        select(func.count()).select_from(Signature).where(*_in_annex(petition.id))
+    ).one()
+    return {
+        "number": number,
+        "confirmed_count": sum(c.count for c in countries),
+        "countries": [
+            {"country": c.country, "name": country_name(c.country, language), "count": c.count}
+            for c in countries
+        ],
+        "annex_filename": annex_filename(petition, number),
+        "annex_sha256": "(the SHA-256 of the list is computed when the petition is delivered)",
+        "annex_rows": rows,
+        "annex_url": "",
     }
 
 

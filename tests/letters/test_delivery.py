@@ -338,3 +338,46 @@ def test_the_annex_opens_in_a_spreadsheet_with_names_and_postcodes_intact(
     )
     assert fetched.headers["content-type"] == "text/csv; charset=utf-8"
     assert fetched.content == annex
+
+
+def test_a_delivery_letter_preview_has_the_figures_the_delivery_sends(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+) -> None:
+    from app.campaigns import service as campaign_service
+
+    confirmed_signatures(session, settings, demo)
+    campaign_slug = campaign_service.slug_of(session, campaign_id=demo.campaign_id)
+    targets = client.get(
+        f"/api/v1/admin/campaigns/{campaign_slug}/targets", headers=admin.headers
+    ).json()["data"]
+    eu = next(t for t in targets if t["key"] == "eu-hr-vp")
+    preview = client.post(
+        f"/api/v1/admin/campaigns/{campaign_slug}/letter-templates/delivery/en/preview",
+        json={"target_id": eu["id"]},
+        headers=admin.headers,
+    )
+    assert preview.status_code == 200, preview.text
+    shown = preview.json()
+    smtp.clear()
+    assert deliver(client, admin, demo.slug).status_code == 201
+    outbox()
+    smtp.wait_for(5)
+    [to_eu] = smtp.to("hr-vp@eu.example")
+    # The same count, summary, annex name and row count as the letter the official received;
+    # only the annex's SHA-256 is not known before the delivery writes the annex.
+    assert (
+        shown["subject"]
+        == to_eu["Subject"]
+        == f"Petition: {demo.translations['en']['title']} (4 signatures)"
+    )
+    sent = body_text(to_eu)
+    before_hash = "The SHA-256 of the list is:"
+    assert shown["text"].split(before_hash)[0] == sent.split(before_hash)[0].strip("\n")
+    assert "- South Korea: 2" in shown["text"] and "(4 rows)" in shown["text"]
+    assert f"{demo.slug}-signatures-1.csv" in shown["text"]
