@@ -61,9 +61,14 @@ def babel_locale(locale: str) -> Locale:
         return Locale.parse(FORMAT_LOCALES[FALLBACK])
 
 
-def number(value: float | int | Decimal, locale: str) -> str:
-    """A number as `locale` writes it: 100,000 / 100 000 (uk, no-break space) / 1,5 (uk)."""
-    return format_decimal(value, locale=babel_locale(locale))
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def number(value: Any, locale: str) -> str:
+    """A number as `locale` writes it: 100,000 / 100 000 (uk, no-break space) / 1,5 (uk);
+    anything else as it is."""
+    return format_decimal(value, locale=babel_locale(locale)) if is_number(value) else str(value)
 
 
 def money(minor: int, currency: str, locale: str, *, exponent: int) -> str:
@@ -95,15 +100,7 @@ def date_time(moment: datetime, locale: str) -> str:
 
 def plural_category(locale: str, count: Any) -> str:
     """CLDR plural category of `count` in `locale`: one/few/many/other (uk), other (ko)."""
-    if isinstance(count, bool) or not isinstance(count, int | float | Decimal):
-        return "other"
-    return babel_locale(locale).plural_form(count)
-
-
-def _shown(value: Any, locale: str) -> Any:
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        return number(value, locale)
-    return value
+    return babel_locale(locale).plural_form(count) if is_number(count) else "other"
 
 
 def translate(locale: str, key: str, **values: Any) -> str:
@@ -119,7 +116,8 @@ def translate(locale: str, key: str, **values: Any) -> str:
         entry = entry.get(category) or entry["other"]
     if not values:
         return entry
-    return entry.format(**{name: _shown(value, locale) for name, value in values.items()})
+    shown = {name: number(v, locale) if is_number(v) else v for name, v in values.items()}
+    return entry.format(**shown)
 
 
 def parse_accept_language(header: str | None) -> list[str]:

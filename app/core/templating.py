@@ -29,8 +29,6 @@ def _translate_in_context(context: Context, key: str, **values: Any) -> str:
 @pass_context
 def _number_in_context(context: Context, value: Any) -> str:
     """`{{ n|number }}`: 100,000 in English, 100 000 (no-break space) in Ukrainian."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
     return number(value, context.get("locale") or "en")
 
 

@@ -154,14 +154,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 LANGUAGE = "__language__"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 @pass_context
 def _number(context: Context, value: Any) -> str:
     """12345 -> 12,345 (en, ko), 12 345 (uk, with a no-break space)."""
-    return number(value, context.get(LANGUAGE, "en")) if _is_number(value) else str(value)
+    return number(value, context.get(LANGUAGE, "en"))
 
 
 @pass_context

@@ -29,7 +29,7 @@ from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.core.errors import FieldError, ProblemError
-from app.core.i18n import country_names
+from app.core.i18n import country_name as _country_name
 from app.core.spreadsheet import UTF8_BOM, as_text
 from app.core.tokens import make_token, read_link
 from app.email import service as email_service
@@ -248,7 +248,7 @@ def form_context(session: Session, *, petition: Petition, locale: str) -> dict[s
 
 
 def country_name(code: str, language: str) -> str:
-    return dict(country_names(language.split("-")[0])).get(code, code)
+    return _country_name(code, language.split("-")[0])
 
 
 def letter_context(
