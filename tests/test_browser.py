@@ -199,3 +199,50 @@ def test_supporter_writes_to_an_official_in_ukrainian_and_confirms_by_email(
             assert "Мій дід теж був військовополоненим." in body
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("locale", ["en", "ko", "uk"])
+def test_the_petition_page_fits_a_390_pixel_phone_in_each_language(
+    live_server: LiveServer, demo: Any, locale: str
+) -> None:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(f"{live_server.url}/petitions/{SLUG}?lang={locale}")
+            # No sideways scrolling: the Ukrainian headline's long words used to push the page
+            # wider than the phone.
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            assert widths[0] <= widths[1], widths
+            h1 = page.locator("h1")
+            h1_box = h1.bounding_box()
+            assert h1_box is not None and h1_box["x"] + h1_box["width"] <= widths[1]
+            style = h1.evaluate(
+                "e => { const s = getComputedStyle(e); "
+                "return {wordBreak: s.wordBreak, wrap: s.overflowWrap, lang: e.lang || "
+                "document.documentElement.lang} }"
+            )
+            if locale == "ko":
+                # Korean breaks between words (eojeol), never inside one.
+                assert style["wordBreak"] == "keep-all", style
+            assert style["wrap"] in ("anywhere", "break-word"), style
+            # The letter box is a field like the others: as wide, in the page's font, not a
+            # tiny monospace box.
+            field = page.locator("#l-name")
+            textarea = page.locator("#l-message")
+            assert textarea.evaluate("e => getComputedStyle(e).fontFamily") == field.evaluate(
+                "e => getComputedStyle(e).fontFamily"
+            )
+            field_box, text_box = field.bounding_box(), textarea.bounding_box()
+            assert field_box is not None and text_box is not None
+            assert abs(text_box["width"] - field_box["width"]) < 1
+            assert text_box["height"] >= 150
+        finally:
+            browser.close()

@@ -15,12 +15,6 @@ from app.email.service import EmailMessage, renderer
 from app.petitions.models import Petition
 
 
-def format_number(value: int, locale: str) -> str:
-    """1,000 in English and Korean; 1 000 (with a no-break space) in Ukrainian."""
-    text = f"{value:,}"
-    return text.replace(",", "\u00a0") if locale == "uk" else text
-
-
 @renderer("petition_milestone")
 def milestone(session: Session, payload: dict[str, Any], settings: Settings) -> EmailMessage | None:
     """A petition reached 25, 50, 75 or 100 % of its goal: tell one organiser.
@@ -55,8 +49,8 @@ def milestone(session: Session, payload: dict[str, Any], settings: Settings) -> 
         title=title,
         campaign=names.get("name", campaign.slug),
         percent=percent,
-        count=format_number(int(payload["count"]), locale),
-        goal=format_number(int(payload["goal"]), locale),
+        count=int(payload["count"]),  # (translate writes numbers the locale's way)
+        goal=int(payload["goal"]),
         goal_reached=percent >= 100,
         petition_url=settings.public_url(f"/petitions/{petition.slug}?lang={locale}"),
     )

@@ -11,7 +11,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.core.config import ROOT
-from app.core.i18n import LANGUAGE_NAMES, translate
+from app.core.i18n import LANGUAGE_NAMES, number, translate
 
 TEMPLATES_DIR = ROOT / "templates"
 
@@ -26,6 +26,12 @@ def _translate_in_context(context: Context, key: str, **values: Any) -> str:
     return translate(context.get("locale") or "en", key, **values)
 
 
+@pass_context
+def _number_in_context(context: Context, value: Any) -> str:
+    """`{{ n|number }}`: 100,000 in English, 100 000 (no-break space) in Ukrainian."""
+    return number(value, context.get("locale") or "en")
+
+
 @cache
 def page_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR / "pages"))
@@ -33,7 +39,7 @@ def page_templates() -> Jinja2Templates:
     env.globals["_"] = _translate_in_context
     env.globals["language_names"] = LANGUAGE_NAMES
     env.filters["paragraphs"] = _paragraphs
-    env.filters["number"] = lambda n: f"{n:,}"
+    env.filters["number"] = _number_in_context
     return templates
 
 
@@ -48,7 +54,7 @@ def email_environment() -> SandboxedEnvironment:
     )
     env.globals["translate"] = translate
     env.filters["paragraphs"] = _paragraphs
-    env.filters["number"] = lambda n: f"{n:,}"
+    env.filters["number"] = _number_in_context
     return env
 
 

@@ -22,6 +22,8 @@ from babel.numbers import (
     parse_decimal,
 )
 
+from app.core.i18n import money
+
 # Stripe's zero-decimal currencies (https://docs.stripe.com/currencies#zero-decimal).
 ZERO_DECIMAL = frozenset(
     {
@@ -111,10 +113,9 @@ class CurrencyRules:
             sample, format="0." + "0" * self.exponent if self.exponent else "0", locale=locale
         )
 
-    def format(self, minor: int) -> str:
-        """`₩10,000`, `€25.00`."""
-        major = minor / 10**self.exponent
-        return f"{self.symbol}{major:,.{self.exponent}f}"
+    def format(self, minor: int, locale: str = "en") -> str:
+        """`₩10,000`, `€25.00`; `25,00 EUR` in Ukrainian: as `locale` writes amounts (Babel)."""
+        return money(minor, self.code, locale, exponent=self.exponent)
 
 
 CURRENCIES: dict[str, CurrencyRules] = {

@@ -52,7 +52,9 @@ def _context(
         "currencies": accepted,
         "currency": currency,
         "rules": rules,
-        "presets": [(amount, rules.format(amount)) for amount in rules.presets] if rules else [],
+        "presets": [(amount, rules.format(amount, locale)) for amount in rules.presets]
+        if rules
+        else [],
         "form": {"frequency": "once"},
         "errors": {},
         "cancelled": request.query_params.get("cancelled") == "1",
@@ -161,8 +163,8 @@ def donate_form(
             )
         except ProblemError as exc:
             limits = {
-                "amount_too_small": rules.format(rules.minimum),
-                "amount_too_large": rules.format(rules.maximum),
+                "amount_too_small": rules.format(rules.minimum, locale),
+                "amount_too_large": rules.format(rules.maximum, locale),
             }
             if exc.errors:
                 for error in exc.errors:

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from app.campaigns.models import Campaign
 from app.core.config import Settings
-from app.core.i18n import translate
+from app.core.i18n import long_date, translate
 from app.core.templating import render_email
 from app.donations import donors
 from app.donations.currencies import CURRENCIES
@@ -33,7 +33,9 @@ def receipt(session: Session, payload: dict[str, Any], settings: Settings) -> Em
         return translate(locale, key, **values)
 
     rules = CURRENCIES.get(payment.currency)
-    amount = rules.format(payment.amount) if rules else f"{payment.amount} {payment.currency}"
+    amount = (
+        rules.format(payment.amount, locale) if rules else f"{payment.amount} {payment.currency}"
+    )
     names = campaign.translations.get(locale) or campaign.translations[campaign.default_locale]
     monthly = donation.frequency == Frequency.monthly
     # Where the donor stops the gift or changes the card (Stripe's billing portal).
@@ -53,7 +55,7 @@ def receipt(session: Session, payload: dict[str, Any], settings: Settings) -> Em
         reference=donation.ref,
         monthly=monthly,
         manage_url=manage_url,
-        date=(payment.paid_at or payment.created_at).strftime("%Y-%m-%d"),
+        date=long_date(payment.paid_at or payment.created_at, locale),
     )
     return EmailMessage(
         to=donation.email,

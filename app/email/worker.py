@@ -162,8 +162,12 @@ def with_attachments(body: Any, attachments: list[Attachment]) -> MIMEMultipart:
     _move_message_headers(body, mixed)
     mixed.attach(body)
     for attachment in attachments:
-        main, _, sub = attachment.media_type.partition("/")
+        # "text/csv; charset=utf-8": the type, then its parameters.
+        media_type, *params = (p.strip() for p in attachment.media_type.split(";"))
+        main, _, sub = media_type.partition("/")
         part = MIMEBase(main, sub)
+        for name, _, value in (p.partition("=") for p in params if p):
+            part.set_param(name, value)
         part.set_payload(attachment.content)
         encoders.encode_base64(part)
         part.add_header("Content-Disposition", "attachment", filename=attachment.filename)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -32,14 +33,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes, pass_eval_context
+from jinja2 import StrictUndefined, nodes, pass_context, pass_eval_context
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.nodes import EvalContext
-from jinja2.runtime import LoopContext, markup_join, str_join
+from jinja2.runtime import Context, LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from app.core.i18n import long_date, number, plural_category
 from app.letters.models import TemplateKind
 
 MAX_OUTPUT = 100_000  # characters of rendered text
@@ -240,8 +242,33 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return _check_size(operator.add(left, right))
 
 
-def _number(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int | float) else str(value)
+# The letter's language, for the filters that write numbers and plurals its way. A template
+# cannot name it: names it uses are checked against VARIABLES, and `_…` is refused.
+LANGUAGE = "__language__"
+
+
+@pass_context
+def _number(context: Context, value: Any) -> str:
+    """12345 -> 12,345 (en, ko), 12 345 (uk, with a no-break space)."""
+    return number(value, context.get(LANGUAGE, "en"))
+
+
+@pass_context
+def _plural(
+    context: Context,
+    value: Any,
+    *,
+    other: str,
+    zero: str | None = None,
+    one: str | None = None,
+    two: str | None = None,
+    few: str | None = None,
+    many: str | None = None,
+) -> str:
+    """`{{ n|plural(one="signature", other="signatures") }}`: the form for n by the letter's
+    language's CLDR plural rules (Ukrainian also has `few` and `many`)."""
+    forms = {"zero": zero, "one": one, "two": two, "few": few, "many": many}
+    return forms.get(plural_category(context.get(LANGUAGE, "en"), value)) or other
 
 
 def _metered(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -319,7 +346,8 @@ def _environment(*, html: bool) -> _Sandbox:
     chosen: dict[str, Callable[..., Any]] = {name: env.filters[name] for name in FILTERS}
     chosen["join"] = _join(chosen["join"])
     chosen["sum"] = _sum(chosen["sum"])
-    chosen["number"] = _number  # 12345 -> 12,345
+    chosen["number"] = _number  # 12345 -> 12,345, as the letter's language writes it
+    chosen["plural"] = _plural
     env.filters = {name: _metered(name, func) for name, func in chosen.items()}
     env.filters["_concat"] = _concat
     env.filters["_loop"] = _loop
@@ -510,16 +538,21 @@ def _render(html: bool, source: str, context: dict[str, Any], part: str) -> str:
         raise TemplateProblem([(part, _line_of(exc), message)]) from exc
 
 
-def render(subject: str, body: str, context: dict[str, Any]) -> Rendered:
+_BLANKS = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def render(subject: str, body: str, context: dict[str, Any], *, language: str = "en") -> Rendered:
     """Render a checked template: a one-line subject, a text body and an HTML body.
 
     The three share one budget (MAX_WORK steps, RENDER_SECONDS): past it, TemplateProblem.
     """
+    context = {**context, LANGUAGE: language}
     token = _BUDGET.set(_Budget(MAX_WORK, time.monotonic() + RENDER_SECONDS))
     try:
         text = _render(False, body, context, "body").strip()
         html_body = _render(True, body, context, "body").strip()
-        rendered_subject = " ".join(_render(False, subject, context, "subject").split())
+        # One line; no-break spaces (1 000 in Ukrainian) stay, which str.split() would not keep.
+        rendered_subject = _BLANKS.sub(" ", _render(False, subject, context, "subject")).strip()
     finally:
         _BUDGET.reset(token)
     html = f'<div style="white-space: pre-wrap; font-family: serif">{html_body}</div>'
@@ -545,10 +578,10 @@ def longest(context: dict[str, Any]) -> dict[str, Any]:
     return grown
 
 
-def try_longest(subject: str, body: str, context: dict[str, Any]) -> None:
+def try_longest(subject: str, body: str, context: dict[str, Any], *, language: str = "en") -> None:
     """Render on `longest(context)`; TemplateProblem saying so when that fails."""
     try:
-        render(subject, body, longest(context))
+        render(subject, body, longest(context), language=language)
     except TemplateProblem as exc:
         raise TemplateProblem(
             [
@@ -558,21 +591,6 @@ def try_longest(subject: str, body: str, context: dict[str, Any]) -> None:
         ) from exc
 
 
-MONTHS = {
-    "en": "January February March April May June July August September October November "
-    "December".split(),
-    "uk": "січня лютого березня квітня травня червня липня серпня вересня жовтня листопада "
-    "грудня".split(),
-}
-
-
 def format_date(day: date, language: str) -> str:
-    """A date as a letter in `language` writes it."""
-    base = language.split("-")[0]
-    if base == "ko":
-        return f"{day.year}년 {day.month}월 {day.day}일"
-    if base == "uk":
-        return f"{day.day} {MONTHS['uk'][day.month - 1]} {day.year} р."
-    if base == "en":
-        return f"{day.day} {MONTHS['en'][day.month - 1]} {day.year}"
-    return day.isoformat()
+    """A date as a letter in `language` writes it (Babel: 30 November 2026, 2026년 11월 30일)."""
+    return long_date(day, language)

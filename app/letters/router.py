@@ -420,7 +420,7 @@ def delivery_annex(
     filename = letter_service.annex_filename(petition, number)
     return Response(
         letter_service.annex(delivery),
-        media_type="text/csv; charset=utf-8",
+        media_type=letter_service.ANNEX_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

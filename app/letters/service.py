@@ -29,7 +29,8 @@ from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.core.errors import FieldError, ProblemError
-from app.core.i18n import country_names
+from app.core.i18n import country_name as _country_name
+from app.core.spreadsheet import UTF8_BOM, as_text
 from app.core.tokens import make_token, read_link
 from app.email import service as email_service
 from app.email.models import OutboxMessage, OutboxStatus
@@ -128,8 +129,8 @@ def check_template(kind: TemplateKind, language: str, *, subject: str, body: str
     try:
         engine.check(kind, subject=subject, body=body)
         sample = _sample_context(kind, language)
-        engine.render(subject, body, sample)
-        engine.try_longest(subject, body, sample)  # real letters must fit the budget too
+        engine.render(subject, body, sample, language=language)
+        engine.try_longest(subject, body, sample, language=language)  # real letters fit too
     except engine.TemplateProblem as exc:
         raise _problem(exc) from None
 
@@ -250,7 +251,7 @@ def form_context(session: Session, *, petition: Petition, locale: str) -> dict[s
 
 
 def country_name(code: str, language: str) -> str:
-    return dict(country_names(language.split("-")[0])).get(code, code)
+    return _country_name(code, language.split("-")[0])
 
 
 def letter_context(
@@ -358,14 +359,9 @@ def preview(
         )
         context.update(supporter_vars(sample, language))
     else:
-        delivery = _latest_delivery(session, petition_id=petition.id or 0)
-        context["delivery"] = (
-            delivery_vars(delivery, petition, language, settings)
-            if delivery
-            else _sample_context(kind, language)["delivery"]
-        )
+        context["delivery"] = upcoming_delivery_vars(session, petition=petition, language=language)
     try:
-        return engine.render(subject, body, context)
+        return engine.render(subject, body, context, language=language)
     except engine.TemplateProblem as exc:
         raise _problem(exc) from None
 
@@ -885,10 +881,20 @@ def log_entry(session: Session, *, delivery_id: int) -> DeliveryLogEntry:
 # --- petition delivery ------------------------------------------------------------------------
 
 ANNEX_COLUMNS = {"postcode": "postcode", "confirmed_at": "confirmed_at"}
+ANNEX_TYPE = "text/csv; charset=utf-8"
 
 
 def annex_filename(petition: Petition, number: int) -> str:
     return f"{petition.slug}-signatures-{number}.csv"
+
+
+def _in_annex(petition_id: int) -> tuple[Any, ...]:
+    """The signatures an annex lists: confirmed, and not anonymised."""
+    return (
+        col(Signature.petition_id) == petition_id,
+        col(Signature.status) == SignatureStatus.confirmed,
+        col(Signature.anonymised_at).is_(None),
+    )
 
 
 def _annex_rows(
@@ -905,12 +911,7 @@ def _annex_rows(
                 col(Signature.postcode),
                 col(Signature.confirmed_at),
             )
-            .where(
-                col(Signature.petition_id) == petition_id,
-                col(Signature.status) == SignatureStatus.confirmed,
-                col(Signature.anonymised_at).is_(None),
-                col(Signature.id) > last,
-            )
+            .where(*_in_annex(petition_id), col(Signature.id) > last)
             .order_by(col(Signature.id))
             .limit(5000)
         ).all()
@@ -918,7 +919,7 @@ def _annex_rows(
             return
         for _id, name, country, postcode, confirmed_at in rows:
             extra = {
-                "postcode": neutralise(postcode or ""),
+                "postcode": neutralise(as_text(postcode or "")),
                 "confirmed_at": iso_utc(confirmed_at) if confirmed_at else "",
             }
             yield [neutralise(name), country, *(extra[f] for f in fields)]
@@ -928,12 +929,17 @@ def _annex_rows(
 def _build_annex(
     session: Session, *, petition_id: int, fields: list[str]
 ) -> tuple[bytes, int, int, str]:
-    """The CSV annex, gzip-compressed as it is built: (gzip, rows, bytes, sha256 of the CSV)."""
+    """The CSV annex, gzip-compressed as it is built: (gzip, rows, bytes, sha256 of the CSV).
+
+    The CSV starts with a UTF-8 byte order mark, which the SHA-256 covers: without it Excel
+    reads the file in the local code page, and Korean and Ukrainian names turn to noise.
+    """
     digest = hashlib.sha256()
     compressed = io.BytesIO()
     size = rows = 0
     with gzip.GzipFile(fileobj=compressed, mode="wb", mtime=0) as archive:
         text = io.StringIO()
+        text.write(UTF8_BOM)
         writer = csv.writer(text)
         for i, row in enumerate(_annex_rows(session, petition_id=petition_id, fields=fields)):
             writer.writerow(row)
@@ -1092,6 +1098,33 @@ def delivery_vars(
     }
 
 
+def upcoming_delivery_vars(
+    session: Session, *, petition: Petition, language: str
+) -> dict[str, Any]:
+    """`delivery` as a delivery made now would have it, for previews: the same count and
+    per-country summary `deliver` takes, the next number, the rows the annex would have. Only
+    the annex's SHA-256 is not known before the annex is written."""
+    assert petition.id is not None
+    latest = _latest_delivery(session, petition_id=petition.id)
+    number = (latest.number + 1) if latest else 1
+    countries = signature_service.confirmed_by_country(session, petition_id=petition.id)
+    rows = session.exec(
+        select(func.count()).select_from(Signature).where(*_in_annex(petition.id))
+    ).one()
+    return {
+        "number": number,
+        "confirmed_count": sum(c.count for c in countries),
+        "countries": [
+            {"country": c.country, "name": country_name(c.country, language), "count": c.count}
+            for c in countries
+        ],
+        "annex_filename": annex_filename(petition, number),
+        "annex_sha256": "(the SHA-256 of the list is computed when the petition is delivered)",
+        "annex_rows": rows,
+        "annex_url": "",
+    }
+
+
 def manifest(delivery: PetitionDelivery, petition: Petition, settings: Settings) -> bytes:
     """What a recipient checks the annex against: its SHA-256, size and row count."""
     document = {
@@ -1104,7 +1137,7 @@ def manifest(delivery: PetitionDelivery, petition: Petition, settings: Settings)
         "countries": delivery.countries,
         "annex": {
             "filename": annex_filename(petition, delivery.number),
-            "media_type": "text/csv; charset=utf-8",
+            "media_type": ANNEX_TYPE,
             "columns": delivery.annex_fields,
             "rows": delivery.annex_rows,
             "bytes": delivery.annex_bytes,

@@ -120,7 +120,7 @@ def render_delivery(
         )
         context.update(letter_service.supporter_vars(letter, template.language))
         return (
-            engine.render(template.subject, template.body, context),
+            engine.render(template.subject, template.body, context, language=template.language),
             target,
             letter,
             None,
@@ -143,7 +143,8 @@ def render_delivery(
     context["delivery"] = letter_service.delivery_vars(
         petition_delivery, petition, language, settings
     )
-    return engine.render(subject, body, context), target, None, petition_delivery, petition
+    content = engine.render(subject, body, context, language=language)
+    return content, target, None, petition_delivery, petition
 
 
 @renderer("letter")
@@ -194,7 +195,7 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
                     target.language,
                     "letters.annex_link",
                     filename=filename,
-                    rows=petition_delivery.annex_rows,
+                    count=petition_delivery.annex_rows,
                     url=url,
                 )
                 message.text += f"\n\n{line}"
@@ -202,7 +203,11 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
         elif petition_delivery.annex_bytes > ANNEX_PLAIN_MAX_BYTES:
             annex = [Attachment(filename + ".gz", petition_delivery.annex_gzip, "application/gzip")]
         else:
-            annex = [Attachment(filename, letter_service.annex(petition_delivery), "text/csv")]
+            annex = [
+                Attachment(
+                    filename, letter_service.annex(petition_delivery), letter_service.ANNEX_TYPE
+                )
+            ]
         message.attachments = [
             *annex,
             Attachment(

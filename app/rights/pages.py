@@ -15,7 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError
-from app.core.i18n import SUPPORTED_LOCALES, country_names, negotiate, request_locale
+from app.core.i18n import (
+    SUPPORTED_LOCALES,
+    country_name,
+    date_time,
+    negotiate,
+    request_locale,
+)
 from app.core.templating import page_templates
 from app.petitions.service import PUBLIC_STATUSES
 from app.rights import service as rights_service
@@ -32,8 +38,8 @@ def _path(token: str) -> str:
     return f"/signatures/manage/{token}"
 
 
-def _when(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else None
+def _when(moment: datetime | None, locale: str) -> str | None:
+    return date_time(moment, locale) if moment else None
 
 
 def _failure(request: Request, token: str, exc: ProblemError) -> Response:
@@ -86,11 +92,11 @@ def manage_page(
         ),
         "signature": signature,
         "status": str(signature.status),
-        "country": dict(country_names(locale)).get(signature.country, signature.country),
-        "created_at": _when(signature.created_at),
-        "confirmed_at": _when(signature.confirmed_at),
-        "withdrawn_at": _when(signature.withdrawn_at),
-        "anonymised_at": _when(signature.anonymised_at),
+        "country": country_name(signature.country, locale),
+        "created_at": _when(signature.created_at, locale),
+        "confirmed_at": _when(signature.confirmed_at, locale),
+        "withdrawn_at": _when(signature.withdrawn_at, locale),
+        "anonymised_at": _when(signature.anonymised_at, locale),
     }
     return page_templates().TemplateResponse(request, "manage.html", context, headers=PRIVATE)
 

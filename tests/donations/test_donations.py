@@ -438,7 +438,8 @@ def test_a_monthly_gift_records_each_invoice(
 
     outbox()
     receipts = smtp.wait_for(3)
-    assert all("₴200.00" in str(m["Subject"]) for m in receipts)
+    # In Ukrainian, as Ukrainian writes amounts (Babel): a decimal comma, the sign after.
+    assert all("200,00\u00a0₴" in str(m["Subject"]) for m in receipts)
     assert all(m["To"].addresses[0].addr_spec == "olena@example.org" for m in receipts)
 
 

@@ -95,7 +95,7 @@ def test_delivery_sends_each_official_the_count_summary_annex_and_manifest(
     # The recipient can check the annex: its SHA-256 is the manifest's.
     assert hashlib.sha256(annex).hexdigest() == manifest["annex"]["sha256"]
     assert manifest["annex"]["rows"] == 4 and manifest["confirmed_count"] == 4
-    rows = list(csv.reader(io.StringIO(annex.decode())))
+    rows = list(csv.reader(io.StringIO(annex.decode("utf-8-sig"))))
     assert rows[0] == ["name", "country"]
     assert ["Olena Kovalenko", "UA"] in rows
     assert ["'=cmd|' /C calc'!A0", "GB"] in rows  # no formula reaches a spreadsheet
@@ -141,7 +141,7 @@ def test_delivering_again_sends_nothing_unless_a_new_delivery_is_asked_for(
     outbox()
     smtp.wait_for(10)
     [latest] = [m for m in smtp.to("mofa@korea.example") if "signatures-2.csv" in str(m)]
-    annex = attachments(latest)[f"{demo.slug}-signatures-2.csv"].decode()
+    annex = attachments(latest)[f"{demo.slug}-signatures-2.csv"].decode("utf-8-sig")
     assert annex.splitlines()[0] == "name,country,postcode"
 
 
@@ -290,7 +290,7 @@ def test_a_list_too_big_to_attach_goes_as_a_link_that_downloads_it_as_sent(
     annex = gzip.decompress(download.content)
     manifest = json.loads(files["manifest.json"])
     assert hashlib.sha256(annex).hexdigest() == manifest["annex"]["sha256"]
-    assert annex.decode().splitlines()[0] == "name,country"
+    assert annex.decode("utf-8-sig").splitlines()[0] == "name,country"
 
     for forged in (path[:-4] + "AAAA", "/api/v1/annexes/not-a-token"):
         refused = client.get(forged)
@@ -302,3 +302,82 @@ def test_a_list_too_big_to_attach_goes_as_a_link_that_downloads_it_as_sent(
     session.add(stored)
     session.commit()
     assert client.get(path).status_code == 410
+
+
+def test_the_annex_opens_in_a_spreadsheet_with_names_and_postcodes_intact(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+) -> None:
+    confirmed_signatures(session, settings, demo)
+    assert deliver(client, admin, demo.slug, annex_fields=["postcode"]).status_code == 201
+    outbox()
+    smtp.wait_for(5)
+    [to_minister] = smtp.to("unification@korea.example")
+    annex_name = f"{demo.slug}-signatures-1.csv"
+    [part] = [p for p in to_minister.iter_attachments() if p.get_filename() == annex_name]
+    # Excel reads a CSV without a byte order mark in the local code page (Hangul and Cyrillic
+    # turn to noise); mail clients learn the charset from the part's type.
+    assert part.get_content_type() == "text/csv"
+    assert part.get_content_charset() == "utf-8"
+    annex = part.get_payload(decode=True)
+    assert isinstance(annex, bytes) and annex.startswith(b"\xef\xbb\xbf")
+    manifest = json.loads(attachments(to_minister)["manifest.json"])
+    assert hashlib.sha256(annex).hexdigest() == manifest["annex"]["sha256"]
+    assert manifest["annex"]["bytes"] == len(annex)
+    rows = list(csv.reader(io.StringIO(annex.decode("utf-8-sig"))))
+    assert rows[0] == ["name", "country", "postcode"]
+    # 01001 as text, the way spreadsheets keep it: not the number 1001.
+    assert ["Olena Kovalenko", "UA", "'01001"] in rows
+    fetched = client.get(
+        f"/api/v1/admin/petitions/{demo.slug}/deliveries/1/annex.csv", headers=admin.headers
+    )
+    assert fetched.headers["content-type"] == "text/csv; charset=utf-8"
+    assert fetched.content == annex
+
+
+def test_a_delivery_letter_preview_has_the_figures_the_delivery_sends(
+    client: TestClient,
+    demo: Petition,
+    session: Session,
+    settings: Settings,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+) -> None:
+    from app.campaigns import service as campaign_service
+
+    confirmed_signatures(session, settings, demo)
+    campaign_slug = campaign_service.slug_of(session, campaign_id=demo.campaign_id)
+    targets = client.get(
+        f"/api/v1/admin/campaigns/{campaign_slug}/targets", headers=admin.headers
+    ).json()["data"]
+    eu = next(t for t in targets if t["key"] == "eu-hr-vp")
+    preview = client.post(
+        f"/api/v1/admin/campaigns/{campaign_slug}/letter-templates/delivery/en/preview",
+        json={"target_id": eu["id"]},
+        headers=admin.headers,
+    )
+    assert preview.status_code == 200, preview.text
+    shown = preview.json()
+    smtp.clear()
+    assert deliver(client, admin, demo.slug).status_code == 201
+    outbox()
+    smtp.wait_for(5)
+    [to_eu] = smtp.to("hr-vp@eu.example")
+    # The same count, summary, annex name and row count as the letter the official received;
+    # only the annex's SHA-256 is not known before the delivery writes the annex.
+    assert (
+        shown["subject"]
+        == to_eu["Subject"]
+        == f"Petition: {demo.translations['en']['title']} (4 signatures)"
+    )
+    sent = body_text(to_eu)
+    before_hash = "The SHA-256 of the list is:"
+    assert shown["text"].split(before_hash)[0] == sent.split(before_hash)[0].strip("\n")
+    assert "- South Korea: 2" in shown["text"] and "(4 rows)" in shown["text"]
+    assert f"{demo.slug}-signatures-1.csv" in shown["text"]

@@ -366,6 +366,57 @@ def test_a_postal_letter_is_printed_not_e_mailed(
     assert posted.json()["state"] == "sent" and posted.json()["sent_at"]
 
 
+def test_a_korean_senders_printed_letter_has_every_address_line(
+    client: TestClient,
+    demo: Petition,
+    smtp: Mailbox,
+    outbox: Any,
+    admin: Account,
+    session: Session,
+) -> None:
+    # The first text on the page is Hangul: fpdf2's fallback fonts then lost the lines after
+    # it (py-pdf/fpdf2#1772), here the sender's e-mail address.
+    pypdf = pytest.importorskip("pypdf")
+    import io
+
+    target = session.exec(select(Target).where(Target.key == "kr-unification")).one()
+    target.delivery_channel = DeliveryChannel.postal
+    session.add(target)
+    session.commit()
+    message = (
+        "저는 쿠르스크 지역에서 포로가 된 북한군 병사 두 명의 안전을 걱정하는 시민입니다. "
+        "그들이 원하는 대로 한국으로 올 수 있도록 도와주십시오."
+    )
+    accepted = write(
+        client,
+        demo.slug,
+        name="김민수",
+        email="minsu@example.org",
+        city="서울",
+        country="KR",
+        targets=["kr-unification"],
+        message=message,
+        locale="ko",
+    )
+    assert accepted.status_code == 202, accepted.text
+    outbox()
+    client.post(letter_link(smtp.wait_for(1)[0]))
+    outbox()
+    [entry] = log(client, admin, demo.slug)
+    printed = client.get(f"/api/v1/admin/letters/{entry['id']}/letter.pdf", headers=admin.headers)
+    assert printed.status_code == 200, printed.text
+    pages = pypdf.PdfReader(io.BytesIO(printed.content)).pages
+    # (pypdf reads the CJK font's two-byte codes with a NUL before each character.)
+    text = "\n".join(page.extract_text() for page in pages).replace("\x00", "")
+    lines = {" ".join(line.split()) for line in text.splitlines()}
+    sender = ["김민수", "서울", "대한민국", "minsu@example.org"]
+    recipient = [target.name, target.role, target.organisation]
+    postal = (target.postal_address or "").splitlines()
+    for line in [*sender, *recipient, *postal]:
+        assert line in lines, (line, lines)
+    assert "그들이 원하는 대로 한국으로 올 수 있도록 도와주십시오." in " ".join(text.split())
+
+
 def test_letters_only_go_to_the_petitions_officials(client: TestClient, demo: Petition) -> None:
     response = write(client, demo.slug, targets=["someone-else"])
     assert response.status_code == 422

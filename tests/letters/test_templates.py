@@ -177,4 +177,6 @@ def test_dates_are_written_in_the_letters_language() -> None:
     day = date(2026, 11, 30)
     assert engine.format_date(day, "en") == "30 November 2026"
     assert engine.format_date(day, "ko") == "2026년 11월 30일"
-    assert engine.format_date(day, "uk") == "30 листопада 2026 р."
+    assert (
+        engine.format_date(day, "uk") == "30 листопада 2026\u202fр."
+    )  # (CLDR: a narrow no-break space)
