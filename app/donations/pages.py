@@ -238,7 +238,7 @@ def manage_gift_page(
         "token": token,
         "gift": donation,
         "problem": None,
-        "amount": rules.format(donation.amount) if rules else f"{donation.amount}",
+        "amount": rules.format(donation.amount, locale) if rules else f"{donation.amount}",
         "campaign_name": names["name"],
         "can_manage": bool(donation.stripe_customer_id),
     }
