@@ -484,16 +484,18 @@ def submit(
     similar = similar_count(session, campaign_id=petition.campaign_id, sig=sig, settings=settings)
     held = similar >= settings.LETTER_DUPLICATE_LIMIT
     email_normalised = normalise_email(data.email)
-    ip_digest = abuse_service.ip_hash(settings, source.ip) if source.ip else None
+    ip_digests = abuse_service.ip_hashes(settings, source.ip) if source.ip else ()
+    ip_digest = ip_digests[0] if ip_digests else None
     suspect = source.honeypot or abuse_service.blocked(
-        session, settings=settings, ip_digest=ip_digest, email_normalised=email_normalised
+        session, settings=settings, ip_digests=ip_digests, email_normalised=email_normalised
     )
-    if ip_digest and not suspect:
+    if ip_digests and not suspect:
         from_ip = session.exec(
             select(func.count())
             .select_from(Letter)
             .where(
-                Letter.ip_hash == ip_digest, col(Letter.created_at) >= utcnow() - timedelta(hours=1)
+                col(Letter.ip_hash).in_(ip_digests),
+                col(Letter.created_at) >= utcnow() - timedelta(hours=1),
             )
         ).one()
         suspect = from_ip >= settings.RATE_LIMIT_IP_PER_HOUR

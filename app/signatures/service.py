@@ -74,12 +74,14 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
     for request in requests:
         email_normalised = normalise_email(request.data.email)
         ip = request.source.ip
+        ip_digests = abuse_service.ip_hashes(settings, ip) if ip else ()
         checks.append(
             abuse_service.HoldCheck(
                 source=request.source,
-                ip_digest=abuse_service.ip_hash(settings, ip) if ip else None,
+                ip_digest=ip_digests[0] if ip_digests else None,
                 domain=email_normalised.rpartition("@")[2],
                 email_normalised=email_normalised,
+                ip_digests=ip_digests,
             )
         )
     holds = abuse_service.hold_reasons(session, settings=settings, checks=checks)
