@@ -464,7 +464,8 @@ def submit(
     A letter nearly identical to LETTER_DUPLICATE_LIMIT recent confirmed others is kept but
     held: once confirmed, an organiser decides; a personalised letter confirmed later replaces
     it. Like signatures, a letter from a honeypot, a blocked source or an IP address over
-    RATE_LIMIT_IP_PER_HOUR letters an hour gets the usual answer but no e-mail, and is never sent.
+    RATE_LIMIT_IP_PER_HOUR letters an hour gets no e-mail and is never sent, but exactly the
+    answer it would have had otherwise (held as a near-duplicate or not).
     """
     source = source or SigningSource()
     assert petition.id is not None
@@ -537,10 +538,9 @@ def submit(
         )
         .on_conflict_do_nothing()
     )
-    if suspect:
+    if suspect:  # no e-mail, but the answer a person would get: bots learn nothing
         logger.info("letter %s held as suspect", letter.id)
-        return LetterAccepted(held=False)  # the usual answer: bots learn nothing
-    if recent < settings.MAX_CONFIRMATION_SENDS:
+    elif recent < settings.MAX_CONFIRMATION_SENDS:
         email_service.enqueue(
             session,
             kind="letter_confirmation",
