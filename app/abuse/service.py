@@ -18,8 +18,7 @@ from sqlmodel import Session, col, select
 
 from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
 from app.core import cache
-# (ip_hash is re-exported: other domains hash addresses as the abuse controls count them)
-from app.core.clientip import ip_hash as ip_hash
+from app.core.clientip import ip_hash as ip_hash  # (re-exported: how other domains hash IPs)
 from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
 from app.core.db import utcnow
