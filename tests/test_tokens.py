@@ -98,14 +98,14 @@ def test_links_signed_with_a_former_key_work_while_it_is_a_fallback(
 
 def test_fallbacks_are_read_comma_separated_and_checked_in_production() -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         SECRET_KEY=NEW_KEY,
         SECRET_KEY_FALLBACKS=f" {OLD_KEY} ,, second-old-key-0123456789-0123456789 ",
     )
     assert settings.signing_secrets == [NEW_KEY, OLD_KEY, "second-old-key-0123456789-0123456789"]
     with pytest.raises(ValueError, match="SECRET_KEY_FALLBACKS"):
         Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             ENVIRONMENT="production",
             MAIL_SERVER="smtp.example.org",
             SECRET_KEY=NEW_KEY,
