@@ -89,7 +89,7 @@ def test_a_repeat_signer_runs_the_same_statements_and_gets_the_same_answer(
     # And each got its e-mail: a second confirmation, an "already signed" notice (also for a
     # withdrawn signature: it keeps its row and does not count again).
     kinds = sorted(
-        (m.recipient, m.kind, m.dedup_key.rsplit(":", 1)[-1])
+        (m.recipient, m.kind, str(m.dedup_key).rsplit(":", 1)[-1])
         for m in session.exec(select(OutboxMessage)).all()
         if m.recipient != "first@example.org"
     )
