@@ -36,6 +36,9 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    # Nothing is stored by a browser or a shared cache unless its route says it may: tokened
+    # pages and personal answers must never be, and public reads say so (core/http.py).
+    (b"cache-control", b"private, no-store"),
 ]
 
 
