@@ -19,7 +19,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.errors import ProblemError, document_problems, install_problem_handlers
 from app.core.http import CachedReads
-from app.core.logging import configure_logging
+from app.core.logging import RequestLog, configure_logging
 from app.core.process import tune_garbage_collection
 from app.core.templating import page_templates
 from app.signatures.batch import SigningBatcher
@@ -66,7 +66,7 @@ class SecurityHeaders:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.LOG_LEVEL)
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     engine = make_engine(settings.DATABASE_URL)
 
     signing = SigningBatcher(engine, settings)
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FastSigning)
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog, settings=settings)  # outermost: every request, its ID
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> JSONResponse:

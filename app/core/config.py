@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # made with them still match, so a key can be rotated without breaking links already sent.
     SECRET_KEY_FALLBACKS: SecretStr = SecretStr("")
     LOG_LEVEL: str = "INFO"
+    # "text" (one line per record) or "json" (one JSON object per line, for log collectors).
+    LOG_FORMAT: Literal["text", "json"] = "text"
     MAX_BODY_BYTES: int = Field(default=256 * 1024, ge=1024)
     # How long a server process may reuse public petition data, public read responses and the
     # abuse lists before reading them again (0: never).
