@@ -23,7 +23,8 @@ log = logging.getLogger("chorus")
 
 @cli.callback()
 def _setup() -> None:
-    configure_logging(get_settings().LOG_LEVEL)
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
 
 
 @cli.command()
@@ -80,6 +81,10 @@ def serve(
         reload=reload,
         proxy_headers=True,
         log_level=get_settings().LOG_LEVEL.lower(),
+        # Chorus writes the access log itself (redacted, with request IDs: app/core/logging.py)
+        # and uvicorn's own lines go through Chorus's handler (text or JSON, redacted).
+        access_log=False,
+        log_config=None,
     )
 
 

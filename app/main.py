@@ -19,7 +19,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.errors import ProblemError, document_problems, install_problem_handlers
 from app.core.http import CachedReads
-from app.core.logging import configure_logging
+from app.core.logging import RequestLog, configure_logging
 from app.core.process import tune_garbage_collection
 from app.core.templating import page_templates
 from app.signatures.batch import SigningBatcher
@@ -36,6 +36,9 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    # Nothing is stored by a browser or a shared cache unless its route says it may: tokened
+    # pages and personal answers must never be, and public reads say so (core/http.py).
+    (b"cache-control", b"private, no-store"),
 ]
 
 
@@ -63,7 +66,7 @@ class SecurityHeaders:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.LOG_LEVEL)
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
     engine = make_engine(settings.DATABASE_URL)
 
     signing = SigningBatcher(engine, settings)
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FastSigning)
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog, settings=settings)  # outermost: every request, its ID
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> JSONResponse:

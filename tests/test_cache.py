@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
-from sqlmodel import Session
+from sqlalchemy import event, update
+from sqlmodel import Session, select
 
 from app.core import cache
 from app.core.config import Settings
 from app.main import create_app
 from app.petitions.models import Petition
+from app.rights.service import manage_token
+from app.signatures.models import Signature
+from app.signatures.service import confirmation_token
+from app.updates.service import unsubscribe_token
 
 
 def test_public_reads_are_reused_briefly_then_refreshed(
@@ -38,3 +44,91 @@ def test_public_reads_are_reused_briefly_then_refreshed(
         korean = client.get("/api/v1/petitions/no-forced-return?lang=ko").json()
         assert korean["locale"] == "ko"
     cache.clear()
+
+
+@pytest.fixture
+def counting(settings: Settings, engine: Any) -> Iterator[tuple[TestClient, list[str]]]:
+    """A client of an app that caches for 30 s, and the SQL statements that app runs."""
+    cache.clear()
+    app = create_app(settings.model_copy(update={"CACHE_SECONDS": 30}))
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", record)
+    with TestClient(app) as client:
+        yield client, seen
+    event.remove(app.state.engine, "before_cursor_execute", record)
+    cache.clear()
+
+
+def test_tracking_parameters_and_spellings_of_a_language_share_one_cache_entry(
+    counting: tuple[TestClient, list[str]], demo: Any
+) -> None:
+    client, seen = counting
+    page = "/petitions/no-forced-return"
+    first = client.get(f"{page}?fbclid=first")
+    assert first.status_code == 200 and len(seen) > 0
+    statements = len(seen)
+    for i in range(50):
+        again = client.get(f"{page}?fbclid=IwAR{i}x&utm_source=share{i}")
+        assert again.status_code == 200 and again.text == first.text
+    assert len(seen) == statements  # 50 requests, no more SQL than one
+
+    # The languages Chorus has, in the order asked for, are the key, not the header's
+    # spelling (the page's language is the first of them the petition has).
+    korean = client.get(page, headers={"Accept-Language": "ko-KR,ko;q=0.9,en;q=0.8,de;q=0.7"})
+    just_korean = client.get(page, headers={"Accept-Language": "ko"})
+    statements = len(seen)
+    for header in ["ko;q=0.9, en;q=0.5", "de-DE,ko-kr,ko,en", "KO, EN-gb"]:
+        assert client.get(page, headers={"Accept-Language": header}).text == korean.text
+    for header in ["ko-KR", "KO-kr,ko", "ko, *;q=0.1", "de,ko"]:
+        assert client.get(page, headers={"Accept-Language": header}).text == just_korean.text
+    assert client.get(f"{page}?lang=ko&fbclid=x").text == just_korean.text
+    assert len(seen) == statements
+    assert 'lang="ko"' in korean.text and korean.text != first.text
+
+    api = "/api/v1/petitions/no-forced-return"
+    client.get(f"{api}?lang=uk")
+    statements = len(seen)
+    for i in range(20):
+        assert client.get(f"{api}?lang=uk&gclid={i}").json()["locale"] == "uk"
+    assert len(seen) == statements
+    # A lang the API refuses still reaches the route.
+    assert client.get(f"{api}?lang={'x' * 36}").status_code == 422
+
+
+def test_cache_headers_say_who_may_keep_a_response(
+    counting: tuple[TestClient, list[str]], demo: Any, session: Session
+) -> None:
+    client, _ = counting
+    for _ in range(2):  # built, then answered from the cache before routing
+        page = client.get("/petitions/no-forced-return?fbclid=abc")
+        assert page.headers["cache-control"] == "public, max-age=30, stale-while-revalidate=60"
+        assert page.headers["vary"] == "Accept-Language"
+        api = client.get("/api/v1/petitions/no-forced-return")
+        assert api.headers["cache-control"] == "public, max-age=30, stale-while-revalidate=60"
+        assert "vary" not in api.headers
+    signed = client.post(
+        "/api/v1/petitions/no-forced-return/signatures",
+        json={"name": "Mina Kim", "email": "mina@example.org", "country": "KR"},
+    )
+    assert signed.headers["cache-control"] == "private, no-store"
+    signature = session.exec(select(Signature)).one()
+    assert signature.id is not None
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    tokened = [
+        f"/signatures/confirm/{confirmation_token(settings, signature_id=signature.id)}",
+        f"/signatures/manage/{manage_token(settings, signature_id=signature.id)}",
+        f"/unsubscribe/{unsubscribe_token(settings, signature_id=signature.id)}",
+    ]
+    for path in tokened:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "no-store" in response.headers["cache-control"], path
+        assert "public" not in response.headers["cache-control"], path
+    confirmed = client.post(
+        "/api/v1/signatures/confirm", json={"token": tokened[0].rsplit("/")[-1]}
+    )
+    assert confirmed.headers["cache-control"] == "private, no-store"

@@ -4,12 +4,10 @@ usual answer (as the UK Parliament's e-petitions does), so bots learn nothing.""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +18,8 @@ from sqlmodel import Session, col, select
 
 from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
 from app.core import cache
+from app.core.clientip import ip_hash as ip_hash  # (re-exported: how other domains hash IPs)
+from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import FieldError, ProblemError
@@ -44,19 +44,6 @@ class SigningSource:
     honeypot: bool = False  # the form's hidden field was filled in: a bot
 
 
-def ip_hash(settings: Settings, ip: str) -> str:
-    """An HMAC of the IP address: lets us count and block by address without storing it.
-
-    A keyed hash, not bcrypt: it costs microseconds (Pytition's 270 ms bcrypt per signer is why
-    it manages 8 signatures a second), and without SECRET_KEY it cannot be reversed by trying
-    every IPv4 address.
-    """
-    key = hmac.new(
-        settings.SECRET_KEY.get_secret_value().encode(), b"chorus-ip", hashlib.sha256
-    ).digest()
-    return hmac.new(key, ip.strip().encode(), hashlib.sha256).hexdigest()[:32]
-
-
 def _rules(session: Session, *, cache_seconds: float) -> dict[tuple[str, str], str]:
     """Every allow/block rule as {(kind, value): action}, reused for `cache_seconds`."""
 
@@ -68,13 +55,21 @@ def _rules(session: Session, *, cache_seconds: float) -> dict[tuple[str, str], s
 
 
 def _window_counts(
-    session: Session, column: Any, value: str, *, now: datetime, per_minute: int, per_hour: int
+    session: Session,
+    column: Any,
+    values: tuple[str, ...],
+    *,
+    now: datetime,
+    per_minute: int,
+    per_hour: int,
 ) -> tuple[int, int]:
-    """Signatures from this source in the last minute and hour, in one round trip, counting
-    no further than the hourly limit (an index range scan on (source, created_at))."""
+    """Signatures from this source (stored under any of `values`) in the last minute and hour,
+    in one round trip, counting no further than the hourly limit (an index range scan on
+    (source, created_at))."""
+    source = column == values[0] if len(values) == 1 else column.in_(values)
     recent = (
         select(col(Signature.created_at).label("created_at"))
-        .where(column == value, col(Signature.created_at) >= now - timedelta(hours=1))
+        .where(source, col(Signature.created_at) >= now - timedelta(hours=1))
         .limit(per_hour + 1)
         .subquery()
     )
@@ -91,9 +86,11 @@ class HoldCheck:
     """One signature to check: where it came from and who signs."""
 
     source: SigningSource
-    ip_digest: str | None
+    ip_digest: str | None  # what the signature stores (clientip.ip_hash)
     domain: str
     email_normalised: str
+    # Every hash the source may be stored under (clientip.ip_hashes), ip_digest first.
+    ip_digests: tuple[str, ...] = ()
 
 
 def hold_reasons(
@@ -108,12 +105,12 @@ def hold_reasons(
     now = utcnow()
     windows: dict[tuple[str, str], list[int]] = {}
 
-    def window(column: Any, value: str, per_minute: int, per_hour: int) -> list[int]:
-        key = (column.key, value)
+    def window(column: Any, values: tuple[str, ...], per_minute: int, per_hour: int) -> list[int]:
+        key = (column.key, values[0])
         if key not in windows:
             windows[key] = list(
                 _window_counts(
-                    session, column, value, now=now, per_minute=per_minute, per_hour=per_hour
+                    session, column, values, now=now, per_minute=per_minute, per_hour=per_hour
                 )
             )
         return windows[key]
@@ -128,20 +125,21 @@ def _hold_reason(
     check: HoldCheck,
     settings: Settings,
     rules: dict[tuple[str, str], str],
-    window: Callable[[Any, str, int, int], list[int]],
+    window: Callable[[Any, tuple[str, ...], int, int], list[int]],
 ) -> str | None:
     if check.source.honeypot:
         return "honeypot"
-    actions = _rule_actions(rules, check.ip_digest, check.email_normalised)
+    ip_digests = check.ip_digests or ((check.ip_digest,) if check.ip_digest else ())
+    actions = _rule_actions(rules, ip_digests, check.email_normalised)
     if RuleAction.block in actions:
         return "blocked"
     if RuleAction.allow in actions:
         return None
     reason = None
-    if check.ip_digest:
+    if ip_digests:
         ip = window(
             col(Signature.ip_hash),
-            check.ip_digest,
+            ip_digests,
             settings.RATE_LIMIT_IP_PER_MINUTE,
             settings.RATE_LIMIT_IP_PER_HOUR,
         )
@@ -151,7 +149,7 @@ def _hold_reason(
     if check.domain not in settings.RATE_LIMIT_DOMAIN_EXEMPT:
         domain = window(
             col(Signature.email_domain),
-            check.domain,
+            (check.domain,),
             settings.RATE_LIMIT_DOMAIN_PER_MINUTE,
             settings.RATE_LIMIT_DOMAIN_PER_HOUR,
         )
@@ -165,24 +163,26 @@ def _hold_reason(
 
 
 def _rule_actions(
-    rules: dict[tuple[str, str], str], ip_digest: str | None, email_normalised: str
+    rules: dict[tuple[str, str], str], ip_digests: Sequence[str], email_normalised: str
 ) -> set[str | None]:
-    """What the allow/block rules say of this IP, this address and its domain."""
+    """What the allow/block rules say of this IP (under any of its hashes), this address and
+    its domain."""
     actions = {
         rules.get((RuleKind.domain, email_normalised.rpartition("@")[2])),
         rules.get((RuleKind.email, email_normalised)),
     }
-    if ip_digest:
-        actions.add(rules.get((RuleKind.ip, ip_digest)))
+    for digest in ip_digests:
+        actions.add(rules.get((RuleKind.ip, digest)))
     return actions
 
 
 def blocked(
-    session: Session, *, settings: Settings, ip_digest: str | None, email_normalised: str
+    session: Session, *, settings: Settings, ip_digests: Sequence[str], email_normalised: str
 ) -> bool:
-    """Whether an organiser blocked this IP, this address or its domain (allow lists aside)."""
+    """Whether an organiser blocked this IP (under any of its hashes, clientip.ip_hashes),
+    this address or its domain (allow lists aside)."""
     rules = _rules(session, cache_seconds=settings.CACHE_SECONDS)
-    return RuleAction.block in _rule_actions(rules, ip_digest, email_normalised)
+    return RuleAction.block in _rule_actions(rules, ip_digests, email_normalised)
 
 
 def check_captcha(settings: Settings, *, token: str | None, ip: str | None) -> None:
@@ -259,14 +259,15 @@ def invalidate(
     """
     from app.signatures import service as signature_service
 
+    filters = [col(Signature.petition_id) == petition.id]
     if ip:
         try:
             ipaddress.ip_address(ip)
         except ValueError:
             raise ProblemError(422, "validation", "Invalid IP address") from None
-        ip_digest = ip_hash(settings, ip)
-    filters = [col(Signature.petition_id) == petition.id]
-    if ip_digest:
+        # Its network (an IPv6 /64), under the current and the former keys.
+        filters.append(col(Signature.ip_hash).in_(ip_hashes(settings, ip)))
+    elif ip_digest:
         filters.append(col(Signature.ip_hash) == ip_digest)
     if domain:
         filters.append(col(Signature.email_domain) == domain.strip().lower())

@@ -23,7 +23,12 @@ class Settings(BaseSettings):
     DATABASE_URL: str = f"sqlite:///{ROOT / 'var' / 'chorus.db'}"
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     SECRET_KEY: SecretStr = SecretStr("dev-secret-key-not-for-production")
+    # Former SECRET_KEYs, comma-separated: links signed with them still verify and IP hashes
+    # made with them still match, so a key can be rotated without breaking links already sent.
+    SECRET_KEY_FALLBACKS: SecretStr = SecretStr("")
     LOG_LEVEL: str = "INFO"
+    # "text" (one line per record) or "json" (one JSON object per line, for log collectors).
+    LOG_FORMAT: Literal["text", "json"] = "text"
     MAX_BODY_BYTES: int = Field(default=256 * 1024, ge=1024)
     # How long a server process may reuse public petition data, public read responses and the
     # abuse lists before reading them again (0: never).
@@ -131,9 +136,28 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be set to a real secret in production")
             if len(self.SECRET_KEY.get_secret_value()) < 32:
                 raise ValueError("SECRET_KEY must be at least 32 characters in production")
+            for old in self.secret_key_fallbacks:
+                # A fallback verifies links as well as SECRET_KEY does: the same rules.
+                if old in PLACEHOLDER_SECRETS or len(old) < 32:
+                    raise ValueError(
+                        "SECRET_KEY_FALLBACKS may hold only real secrets of at least 32 "
+                        "characters in production"
+                    )
             if not self.MAIL_SERVER:
                 raise ValueError("MAIL_SERVER must be set in production")
         return self
+
+    @property
+    def secret_key_fallbacks(self) -> list[str]:
+        """The former keys of SECRET_KEY_FALLBACKS, in the order given."""
+        raw = self.SECRET_KEY_FALLBACKS.get_secret_value()
+        return [key.strip() for key in raw.split(",") if key.strip()]
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        """SECRET_KEY first (it signs), then the fallbacks (they only verify)."""
+        current = self.SECRET_KEY.get_secret_value()
+        return [current, *(key for key in self.secret_key_fallbacks if key != current)]
 
     @property
     def is_sqlite(self) -> bool:

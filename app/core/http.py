@@ -10,7 +10,9 @@ so API endpoints build their JSON here and keep `response_model=` only for the O
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -20,18 +22,63 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core import cache
+from app.core.i18n import SUPPORTED_LOCALES, parse_accept_language
+
+# How long a shared cache may go on serving a public read while it fetches a fresh copy.
+STALE_SECONDS = 60
+# The longest `?lang=` the API accepts (longer is a 422 from the route, never a cached answer).
+LANG_MAX_LENGTH = 35
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code)
 
 
-def _key(path: str, query: str, accept_language: str) -> tuple[str, ...]:
-    return ("response", path, query, accept_language[:100])
+def cache_key(path: str, query: str, accept_language: str) -> tuple[str, ...] | None:
+    """The response cache's key for a public read: its path and what picks its language, and
+    nothing else of the request, so that links carrying tracking parameters (`?fbclid=`,
+    `?utm_source=`) or any spelling of one language preference share one entry. None when the
+    request must reach its route (a `lang` the API refuses).
+
+    The API's language is `?lang=` alone, exactly as given (the petition's default unless it is
+    one of its languages, which are among SUPPORTED_LOCALES). A page negotiates `?lang=`, then
+    Accept-Language, among the petition's languages (i18n.negotiate): its language is the first
+    of the preferences below that the petition has, so these preferences are its key.
+    """
+    lang = None
+    if "lang" in query:  # (most requests have no query at all)
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name == "lang":
+                lang = value  # the last one, as the route reads it
+    if path.startswith("/api/"):
+        if lang is not None and len(lang) > LANG_MAX_LENGTH:
+            return None
+        return ("response", path, lang if lang in SUPPORTED_LOCALES else "")
+    wanted = [lang.strip().lower().split("-")[0]] if lang else []
+    asked = [*wanted, *parse_accept_language(accept_language)]
+    preferences = dict.fromkeys(tag for tag in asked if tag in SUPPORTED_LOCALES)
+    return ("response", path, ",".join(preferences))
 
 
-def _cache_key(request: Request) -> tuple[str, ...]:
-    return _key(request.url.path, request.url.query, request.headers.get("accept-language", ""))
+def _cache_key(request: Request) -> tuple[str, ...] | None:
+    return cache_key(
+        request.url.path, request.url.query, request.headers.get("accept-language", "")
+    )
+
+
+def public_headers(path: str, ttl: float) -> dict[str, str]:
+    """Headers of a public read: shared caches (a CDN, the browser) may keep it as long as this
+    server does, and serve it a while longer while fetching a fresh copy; a page's language
+    comes from Accept-Language, so they must keep one copy per value of it."""
+    seconds = math.ceil(ttl)
+    headers = {
+        "Cache-Control": f"public, max-age={seconds}, stale-while-revalidate={STALE_SECONDS}"
+        if seconds
+        else "public, no-cache"
+    }
+    if not path.startswith("/api/"):
+        headers["Vary"] = "Accept-Language"
+    return headers
 
 
 def _from_cache(entry: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> Response:
@@ -44,16 +91,18 @@ def _from_cache(entry: tuple[int, bytes, list[tuple[bytes, bytes]]]) -> Response
 def cached_response(request: Request, ttl: float, build: Callable[[], Response]) -> Response:
     """A public GET response, reused for `ttl` seconds by this server process (app/core/cache).
 
-    Keyed by path, query and Accept-Language (which picks the language). Only for responses
-    that are the same for everyone: petition pages and public counts.
+    Keyed by path and language (cache_key). Only for responses that are the same for
+    everyone: petition pages and public counts; they say so to shared caches (public_headers).
     """
 
     def render() -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         response = build()
+        response.headers.update(public_headers(request.url.path, ttl))
         headers = [(k, v) for k, v in response.raw_headers if k != b"content-length"]
         return response.status_code, bytes(response.body), headers
 
-    return _from_cache(cache.cached(_cache_key(request), ttl, render))
+    key = _cache_key(request)
+    return _from_cache(cache.cached(key, ttl if key else 0, render))
 
 
 async def cached_read(
@@ -62,8 +111,8 @@ async def cached_read(
     """cached_response for an async endpoint: a fresh copy is answered on the event loop,
     with no thread, session or connection; only a miss builds it (in the thread pool, with a
     read-only session of its own). Public reads are most of a surge's requests."""
-    if ttl > 0:
-        key = _cache_key(request)
+    key = _cache_key(request)
+    if ttl > 0 and key is not None:
         found = cache.lookup(key)
         if found is not None and (found[1] or cache.refreshing(key)):
             return _from_cache(found[0])  # fresh, or being refreshed by another request
@@ -93,12 +142,12 @@ class CachedReads:
                 if name == b"accept-language":
                     accept_language = value.decode("latin-1")
                     break
-            key = _key(
+            key = cache_key(
                 scope.get("root_path", "") + scope["path"],
                 scope["query_string"].decode("latin-1"),
                 accept_language,
             )
-            found = cache.lookup(key)
+            found = cache.lookup(key) if key is not None else None
             if found is not None and (found[1] or cache.refreshing(key)):
                 status, body, headers = found[0]
                 await send(

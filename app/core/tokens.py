@@ -4,6 +4,12 @@ A token is `base64url(purpose-free payload) . base64url(HMAC-SHA256)`: the MAC i
 key derived from SECRET_KEY *and the purpose*, so a token made to confirm a signature cannot be
 used for anything else. Nothing is stored, so a database leak reveals no usable link; a token
 is single-use because the action it authorises (e.g. confirming) only happens once.
+
+Each part has one spelling only: URL-safe base64 without padding, as make_token writes it. The
+standard alphabet, `=` padding or other characters are refused rather than decoded leniently
+(Python's decoder skips what it does not know), so a link cannot be varied and still verify.
+New tokens are signed with SECRET_KEY; tokens signed with a key in SECRET_KEY_FALLBACKS still
+verify, so rotating the key does not break the links already in people's inboxes.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -37,13 +44,21 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_CANONICAL = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of a part written by _b64, or ValueError for any other spelling of them."""
+    if not _CANONICAL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not canonical base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # unused low bits set: another spelling of the same bytes
+        raise ValueError("not canonical base64url")
+    return data
 
 
-def _key(settings: Settings, purpose: str) -> bytes:
-    secret = settings.SECRET_KEY.get_secret_value().encode()
-    return hmac.new(secret, b"chorus-token:" + purpose.encode(), hashlib.sha256).digest()
+def _key(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), b"chorus-token:" + purpose.encode(), hashlib.sha256).digest()
 
 
 def make_token(
@@ -60,7 +75,8 @@ def make_token(
         expires_at = int(time.time()) + ttl_seconds
     payload = json.dumps([subject, expires_at], separators=(",", ":"))
     body = _b64(payload.encode())
-    mac = hmac.new(_key(settings, purpose), body.encode(), hashlib.sha256).digest()
+    key = _key(settings.SECRET_KEY.get_secret_value(), purpose)
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
 
 
@@ -68,13 +84,16 @@ def read_token(settings: Settings, token: str, *, purpose: str) -> TokenClaims:
     body, _, mac = token.partition(".")
     if not token.isascii() or not body or not mac or len(token) > 200:
         raise TokenError("invalid")
-    expected = hmac.new(_key(settings, purpose), body.encode(), hashlib.sha256).digest()
     try:
         given = _unb64(mac)
         subject, expires_at = json.loads(_unb64(body))
     except (ValueError, TypeError):
         raise TokenError("invalid") from None
-    if not hmac.compare_digest(expected, given):
+    matched = False
+    for secret in settings.signing_secrets:  # SECRET_KEY, then SECRET_KEY_FALLBACKS
+        expected = hmac.new(_key(secret, purpose), body.encode(), hashlib.sha256).digest()
+        matched |= hmac.compare_digest(expected, given)
+    if not matched:
         raise TokenError("invalid")
     if not isinstance(subject, int) or not isinstance(expires_at, int):
         raise TokenError("invalid")

@@ -461,7 +461,8 @@ def submit(
     A letter nearly identical to LETTER_DUPLICATE_LIMIT recent confirmed others is kept but
     held: once confirmed, an organiser decides; a personalised letter confirmed later replaces
     it. Like signatures, a letter from a honeypot, a blocked source or an IP address over
-    RATE_LIMIT_IP_PER_HOUR letters an hour gets the usual answer but no e-mail, and is never sent.
+    RATE_LIMIT_IP_PER_HOUR letters an hour gets no e-mail and is never sent, but exactly the
+    answer it would have had otherwise (held as a near-duplicate or not).
     """
     source = source or SigningSource()
     assert petition.id is not None
@@ -481,16 +482,18 @@ def submit(
     similar = similar_count(session, campaign_id=petition.campaign_id, sig=sig, settings=settings)
     held = similar >= settings.LETTER_DUPLICATE_LIMIT
     email_normalised = normalise_email(data.email)
-    ip_digest = abuse_service.ip_hash(settings, source.ip) if source.ip else None
+    ip_digests = abuse_service.ip_hashes(settings, source.ip) if source.ip else ()
+    ip_digest = ip_digests[0] if ip_digests else None
     suspect = source.honeypot or abuse_service.blocked(
-        session, settings=settings, ip_digest=ip_digest, email_normalised=email_normalised
+        session, settings=settings, ip_digests=ip_digests, email_normalised=email_normalised
     )
-    if ip_digest and not suspect:
+    if ip_digests and not suspect:
         from_ip = session.exec(
             select(func.count())
             .select_from(Letter)
             .where(
-                Letter.ip_hash == ip_digest, col(Letter.created_at) >= utcnow() - timedelta(hours=1)
+                col(Letter.ip_hash).in_(ip_digests),
+                col(Letter.created_at) >= utcnow() - timedelta(hours=1),
             )
         ).one()
         suspect = from_ip >= settings.RATE_LIMIT_IP_PER_HOUR
@@ -532,10 +535,9 @@ def submit(
         )
         .on_conflict_do_nothing()
     )
-    if suspect:
+    if suspect:  # no e-mail, but the answer a person would get: bots learn nothing
         logger.info("letter %s held as suspect", letter.id)
-        return LetterAccepted(held=False)  # the usual answer: bots learn nothing
-    if recent < settings.MAX_CONFIRMATION_SENDS:
+    elif recent < settings.MAX_CONFIRMATION_SENDS:
         email_service.enqueue(
             session,
             kind="letter_confirmation",

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from app.campaigns import service as campaign_service
 from app.core.deps import SettingsDep
 from app.core.errors import Problem
-from app.core.http import cached_read, json_response
+from app.core.http import LANG_MAX_LENGTH, cached_read, json_response
 from app.core.i18n import SUPPORTED_LOCALES
 from app.petitions import service as petition_service
 from app.petitions.models import PetitionPublic, PetitionsPublic
@@ -23,7 +23,7 @@ LangQuery = Annotated[
     Query(
         description=f"Language of the texts, one of {', '.join(SUPPORTED_LOCALES)}; "
         "the petition's default language when missing or not available.",
-        max_length=35,
+        max_length=LANG_MAX_LENGTH,
     ),
 ]
 

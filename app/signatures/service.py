@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import case, func, text, update
 from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
@@ -74,12 +74,14 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
     for request in requests:
         email_normalised = normalise_email(request.data.email)
         ip = request.source.ip
+        ip_digests = abuse_service.ip_hashes(settings, ip) if ip else ()
         checks.append(
             abuse_service.HoldCheck(
                 source=request.source,
-                ip_digest=abuse_service.ip_hash(settings, ip) if ip else None,
+                ip_digest=ip_digests[0] if ip_digests else None,
                 domain=email_normalised.rpartition("@")[2],
                 email_normalised=email_normalised,
+                ip_digests=ip_digests,
             )
         )
     holds = abuse_service.hold_reasons(session, settings=settings, checks=checks)
@@ -103,48 +105,104 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
         }
         for request, check, held in zip(requests, checks, holds, strict=True)
     ]
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:  # signatures and their confirmation e-mails in one round trip
-        inserted = session.execute(PG_SIGN_MANY, _columns(rows, now)).all()
-    else:
-        # Core insert on the table, not the ORM-enabled one: this is the hot path of a surge.
-        # Several rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
-        table = Signature.__table__  # type: ignore[attr-defined]
-        inserted = session.execute(
-            dialect_insert(session)(table)
-            .on_conflict_do_nothing(index_elements=["petition_id", "email_normalised"])
-            .returning(table.c.id, table.c.petition_id, table.c.email_normalised),
-            rows,
-        ).all()
-    new_ids = {(petition_id, email): id_ for id_, petition_id, email in inserted}
-    confirmations = []
-    for request, check, held in zip(requests, checks, holds, strict=True):
-        new_id = new_ids.pop((request.petition.id, check.email_normalised), None)
-        if new_id is None:  # signed before (or twice in this batch)
-            _signed_again(session, request, check.email_normalised, settings=settings)
-        elif held:
-            log.info("signature %s held: %s", new_id, held)
-        elif not postgres:  # (on PostgreSQL the insert queued it already)
-            confirmations.append(
-                {
-                    "kind": "signature_confirmation",
-                    "payload": {"signature_id": new_id},
-                    "dedup_key": f"signature-confirmation:{new_id}:1",
-                    "recipient": request.data.email,
-                }
-            )
-    email_service.enqueue_many(session, confirmations)
+    for held in holds:
+        if held:
+            log.info("signature held: %s", held)
+    for batch in _rounds(rows):
+        _record(session, batch, now=now, settings=settings)
 
 
-# PostgreSQL: the batch's signatures, from one array per column, and the confirmation e-mail of
-# each new pending one, in one statement (a data-modifying CTE): one round trip per batch, and
-# no SQL text growing with the batch. The outbox row is the same as enqueue_many would write.
+def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The rows in rounds with one row per (petition, address) each: one upsert may not touch
+    a row twice (PostgreSQL refuses it), and a batch may hold one person twice."""
+    rounds: list[list[dict[str, Any]]] = []
+    seen: dict[tuple[Any, str], int] = {}
+    for row in rows:
+        key = (row["petition_id"], row["email_normalised"])
+        n = seen[key] = seen.get(key, -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    return rounds
+
+
+# The one way a signature is recorded, new signer or not, so that the time an answer takes
+# cannot tell who has signed (issue: a repeat signer was answered 3 ms slower, after a SELECT,
+# an UPDATE and an INSERT that a new signer skipped). Each row is an upsert: a new person is
+# inserted; for someone who signed before, the existing row counts one more confirmation
+# e-mail if still pending (at most MAX_CONFIRMATION_SENDS), and is returned either way. Then
+# each returned row's e-mail is queued by the same statement: a confirmation for a pending
+# signature (its dedup key names the send, so one past the cap is a no-op), "already signed"
+# for a confirmed or withdrawn one (at most one a day), nothing for a held or invalidated one.
+
+
+def _record(
+    session: Session, rows: list[dict[str, Any]], *, now: datetime, settings: Settings
+) -> None:
+    day = now.strftime("%Y-%m-%d")
+    if session.get_bind().dialect.name == "postgresql":
+        # Signatures and their e-mails in one statement (a data-modifying CTE): one round trip
+        # per batch, and no SQL text growing with the batch.
+        params = _columns(rows, now)
+        params.update(max_sends=settings.MAX_CONFIRMATION_SENDS, day=day)
+        session.execute(PG_SIGN_MANY, params)
+        return
+    # Core insert on the table, not the ORM-enabled one: this is the hot path of a surge. Several
+    # rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
+    table = Signature.__table__  # type: ignore[attr-defined]
+    stmt = dialect_insert(session)(table)
+    recorded = session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["petition_id", "email_normalised"],
+            set_={
+                "confirmation_sends": case(
+                    (
+                        (table.c.status == SignatureStatus.pending)
+                        & (table.c.confirmation_sends < settings.MAX_CONFIRMATION_SENDS),
+                        table.c.confirmation_sends + 1,
+                    ),
+                    else_=table.c.confirmation_sends,
+                )
+            },
+        ).returning(table.c.id, table.c.email, table.c.status, table.c.confirmation_sends),
+        rows,
+    ).all()
+    email_service.enqueue_many(
+        session,
+        [
+            job
+            for id_, email, status, sends in recorded
+            if (job := _mail_job(id_, email, status, sends, day)) is not None
+        ],
+    )
+
+
+def _mail_job(id_: int, email: str, status: str, sends: int, day: str) -> dict[str, Any] | None:
+    """The e-mail a signature just recorded gets (see _record); PG_SIGN_MANY says the same."""
+    if status == SignatureStatus.pending:
+        return {
+            "kind": "signature_confirmation",
+            "payload": {"signature_id": id_},
+            "dedup_key": f"signature-confirmation:{id_}:{sends}",
+            "recipient": email,
+        }
+    if status in (SignatureStatus.confirmed, SignatureStatus.withdrawn):
+        return {
+            "kind": "signature_already_signed",
+            "payload": {"signature_id": id_},
+            "dedup_key": f"signature-already-signed:{id_}:{day}",
+            "recipient": email,
+        }
+    return None  # held or invalidated: no e-mail, and the same answer as always
+
+
+# PostgreSQL: _record in one statement. The outbox rows are the same as enqueue_many would write.
 PG_SIGN_MANY = text(
     """
-    WITH new AS (
-        INSERT INTO signature (petition_id, name, email, email_normalised, country, postcode,
-                               consent_updates, locale, status, held_reason, ip_hash,
-                               email_domain, created_at, confirmation_sends)
+    WITH recorded AS (
+        INSERT INTO signature AS s (petition_id, name, email, email_normalised, country,
+                                    postcode, consent_updates, locale, status, held_reason,
+                                    ip_hash, email_domain, created_at, confirmation_sends)
         SELECT r.*, :now, 1
         FROM unnest(CAST(:petition_id AS integer[]), CAST(:name AS text[]),
                     CAST(:email AS text[]), CAST(:email_normalised AS text[]),
@@ -152,17 +210,23 @@ PG_SIGN_MANY = text(
                     CAST(:consent_updates AS boolean[]), CAST(:locale AS text[]),
                     CAST(:status AS text[]), CAST(:held_reason AS text[]),
                     CAST(:ip_hash AS text[]), CAST(:email_domain AS text[])) AS r
-        ON CONFLICT (petition_id, email_normalised) DO NOTHING
-        RETURNING id, petition_id, email_normalised, email, status
-    ), queued AS (
-        INSERT INTO outbox_message (kind, payload, dedup_key, recipient, status, attempts,
-                                    next_attempt_at, created_at)
-        SELECT 'signature_confirmation', json_build_object('signature_id', id),
-               'signature-confirmation:' || id || ':' || '1', email, 'pending', 0, :now, :now
-        FROM new WHERE status = 'pending'
-        ON CONFLICT DO NOTHING
+        ON CONFLICT (petition_id, email_normalised) DO UPDATE
+        SET confirmation_sends = CASE
+            WHEN s.status = 'pending' AND s.confirmation_sends < :max_sends
+            THEN s.confirmation_sends + 1 ELSE s.confirmation_sends END
+        RETURNING s.id, s.email, s.status, s.confirmation_sends
     )
-    SELECT id, petition_id, email_normalised FROM new
+    INSERT INTO outbox_message (kind, payload, dedup_key, recipient, status, attempts,
+                                next_attempt_at, created_at)
+    SELECT CASE WHEN status = 'pending' THEN 'signature_confirmation'
+                ELSE 'signature_already_signed' END,
+           json_build_object('signature_id', id),
+           CASE WHEN status = 'pending'
+                THEN 'signature-confirmation:' || id || ':' || confirmation_sends
+                ELSE 'signature-already-signed:' || id || ':' || CAST(:day AS text) END,
+           email, 'pending', 0, :now, :now
+    FROM recorded WHERE status IN ('pending', 'confirmed', 'withdrawn')
+    ON CONFLICT DO NOTHING
     """
 )
 PG_COLUMNS = (
@@ -186,49 +250,6 @@ def _columns(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     columns["status"] = [str(status) for status in columns["status"]]
     columns["now"] = now
     return columns
-
-
-def _signed_again(
-    session: Session, request: SignRequest, email_normalised: str, *, settings: Settings
-) -> None:
-    existing = session.execute(
-        select(Signature.id, Signature.status, Signature.email).where(
-            Signature.petition_id == request.petition.id,
-            Signature.email_normalised == email_normalised,
-        )
-    ).one()
-    if existing.status in (SignatureStatus.suspect, SignatureStatus.invalidated):
-        return  # held or removed: no e-mail, and the same answer as always
-    if existing.status == SignatureStatus.pending:
-        # Re-send the confirmation, a bounded number of times per signature.
-        sends = session.execute(
-            update(Signature)
-            .where(
-                col(Signature.id) == existing.id,
-                col(Signature.confirmation_sends) < settings.MAX_CONFIRMATION_SENDS,
-            )
-            .values(confirmation_sends=Signature.confirmation_sends + 1)
-            .returning(col(Signature.confirmation_sends))
-        ).scalar_one_or_none()
-        if sends is not None:
-            email_service.enqueue(
-                session,
-                kind="signature_confirmation",
-                payload={"signature_id": existing.id},
-                dedup_key=f"signature-confirmation:{existing.id}:{sends}",
-                recipient=existing.email,
-            )
-        return
-    # Already confirmed: tell the signer, at most once a day, so the form cannot be used to
-    # flood someone's inbox.
-    day = utcnow().strftime("%Y-%m-%d")
-    email_service.enqueue(
-        session,
-        kind="signature_already_signed",
-        payload={"signature_id": existing.id},
-        dedup_key=f"signature-already-signed:{existing.id}:{day}",
-        recipient=existing.email,
-    )
 
 
 def confirmation_token(settings: Settings, *, signature_id: int) -> str:

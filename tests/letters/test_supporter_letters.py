@@ -534,3 +534,43 @@ def test_a_supporters_data_download_includes_their_letters(
     assert letter["message"] == PERSONAL and letter["city"] == "Busan"
     assert letter["targets"] == ["Minister of Foreign Affairs of the Republic of Korea"]
     assert letter["status"] == "unconfirmed"
+
+
+def test_a_caught_near_duplicate_gets_the_answer_of_an_ordinary_one(
+    strict_client: TestClient, demo: Petition, smtp: Mailbox, outbox: Any, admin: Account
+) -> None:
+    """Were a caught (blocked, honeypot) letter answered apart from a held near-duplicate, a
+    bot would learn it was caught by sending the campaign's own text."""
+    unchanged = strict_client.get(f"/api/v1/petitions/{demo.slug}/letter?lang=en").json()["message"]
+    for n in range(2):
+        write_and_confirm(
+            strict_client, smtp, outbox, demo.slug, n, targets=["ua-president"], message=unchanged
+        )
+    rule = {"kind": "domain", "value": "caught.example.org", "action": "block"}
+    assert strict_client.post(
+        "/api/v1/admin/abuse/rules", json=rule, headers=admin.headers
+    ).is_success
+    person = write(strict_client, demo.slug, email="person@example.org", message=unchanged)
+    caught = write(strict_client, demo.slug, email="bot@caught.example.org", message=unchanged)
+    assert person.json()["held"] is True
+    assert (caught.status_code, caught.json()) == (person.status_code, person.json())
+
+    form = {
+        "locale": "en",
+        "name": "Sam Lee",
+        "country": "GB",
+        "targets": ["ua-president"],
+        "message": unchanged,
+    }
+    pages = [
+        strict_client.post(f"/petitions/{demo.slug}/letters", data=data, follow_redirects=False)
+        for data in (
+            {**form, "email": "another@example.org"},
+            {**form, "email": "bot@caught.example.org"},
+            {**form, "email": "honeypot@example.org", "website": "http://spam.example"},
+        )
+    ]
+    assert [p.status_code for p in pages] == [200, 200, 200]
+    assert all('id="letter-held"' in p.text for p in pages)
+    outbox()
+    assert smtp.to("bot@caught.example.org") == [] and smtp.to("honeypot@example.org") == []
