@@ -52,6 +52,13 @@ class OutboxMessage(SQLModel, table=True):
         ),
         # A signer's data download lists the messages sent to them.
         Index("ix_outbox_recipient", "recipient"),
+        # The console counts failed messages (kept for inspection) without reading the rest.
+        Index(
+            "ix_outbox_failed",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
     )
 
     id: int | None = Field(
