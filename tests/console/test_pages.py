@@ -3,6 +3,7 @@ that each change is refused without its CSRF token, and audited with it."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -28,8 +29,8 @@ from app.signatures.models import (
     SignatureHourlyTally,
     SignatureTally,
 )
-from tests.conftest import Account
-from tests.console.helpers import signed_in
+from tests.conftest import ROOT, Account
+from tests.console.helpers import csrf_of, signed_in
 from tests.factories import make_petition, signer
 
 
@@ -55,9 +56,9 @@ def audit_actions(session: Session) -> list[str]:
 
 
 def reload(session: Session, petition: Petition) -> Petition:
-    fresh = session.get(Petition, petition.id)
-    assert fresh is not None
-    return fresh
+    """The petition as the database has it now (a select: session.get could answer from the
+    session's identity map)."""
+    return session.exec(select(Petition).where(Petition.id == petition.id)).one()
 
 
 # --- who sees what ----------------------------------------------------------------------------
@@ -295,3 +296,373 @@ def test_the_mail_queue_counts_stop_at_their_cap(session: Session) -> None:
     later = email_service.queue_state(session, now=utcnow() - timedelta(hours=1))
     assert later.pending == 5
     assert later.waiting_since is None  # nothing was due an hour ago
+
+
+# --- a petition -----------------------------------------------------------------------------------
+
+
+def test_the_petition_page_shows_numbers_chart_countries_and_officials(
+    client: TestClient, session: Session, settings: Settings, make_account: Any
+) -> None:
+    open_petition = make_petition(session, status=PetitionStatus.open, goal=10)
+    organiser = make_account("organiser", [campaign_of(session, open_petition).slug])
+    confirm(session, settings, open_petition, country="UA")
+    confirm(session, settings, open_petition, country="UA")
+    confirm(session, settings, open_petition, country="KR")
+    signed_in(client, organiser.email, organiser.password)
+    page = client.get(f"/admin/petitions/{open_petition.slug}").text
+    assert re.search(r'data-testid="confirmed">3<', page)
+    assert "3 of 10 confirmed (30%)" in page
+    assert re.search(r"<th scope=\"row\">Ukraine</th><td class=\"num\">2</td>", page)
+    assert re.search(r"<th scope=\"row\">South Korea</th><td class=\"num\">1</td>", page)
+    assert "Minister of Tests" in page  # the official it is addressed to
+    # Today's row of the chart has the three, as a full bar.
+    today = re.findall(r'<td class="num">(\d+)</td>\s*<td class="bar-cell">', page)
+    assert len(today) == 14 and today[-1] == "3" and set(today[:-1]) == {"0"}
+    assert 'width="100.0%"' in page
+    assert f'href="http://testserver/petitions/{open_petition.slug}"' in page
+
+
+def lifecycle(client: TestClient, csrf: str, petition: Petition, action: str) -> Any:
+    confirm_page = client.get(f"/admin/petitions/{petition.slug}/lifecycle/{action}")
+    assert confirm_page.status_code == 200, action
+    return client.post(
+        f"/admin/petitions/{petition.slug}/lifecycle/{action}",
+        data={"csrf_token": csrf_of(confirm_page.text)},
+        follow_redirects=False,
+    )
+
+
+def test_lifecycle_buttons_ask_then_move_the_petition_and_are_audited(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    csrf = signed_in(client, organiser.email, organiser.password)
+    page = client.get(f"/admin/petitions/{petition.slug}").text
+    assert "/lifecycle/open" in page and "/lifecycle/close" not in page
+
+    # Looking at the confirmation changes nothing.
+    ask = client.get(f"/admin/petitions/{petition.slug}/lifecycle/open")
+    assert "Open this petition for signing?" in ask.text
+    assert reload(session, petition).status == PetitionStatus.draft
+
+    steps = [
+        ("open", PetitionStatus.open, False),
+        ("pause", PetitionStatus.open, True),
+        ("resume", PetitionStatus.open, False),
+        ("close", PetitionStatus.closed, False),
+        ("reopen", PetitionStatus.open, False),
+        ("close", PetitionStatus.closed, False),
+        ("archive", PetitionStatus.archived, False),
+    ]
+    for action, status, paused in steps:
+        response = lifecycle(client, csrf, petition, action)
+        assert response.status_code == 303, action
+        assert response.headers["location"] == f"/admin/petitions/{petition.slug}?done={action}"
+        fresh = reload(session, petition)
+        assert (fresh.status, fresh.signing_paused) == (status, paused), action
+    final = client.get(f"/admin/petitions/{petition.slug}?done=archive").text
+    assert "The petition is archived." in final
+    assert "/lifecycle/" not in final
+    entries = list(
+        session.exec(
+            select(AuditEntry)
+            .where(col(AuditEntry.action).in_(["petition.status", "petition.signing"]))
+            .order_by(col(AuditEntry.id))
+        )
+    )
+    assert [(e.details["to"], e.actor_email) for e in entries] == [
+        ("open", organiser.email),
+        ("paused", organiser.email),
+        ("open", organiser.email),
+        ("closed", organiser.email),
+        ("open", organiser.email),
+        ("closed", organiser.email),
+        ("archived", organiser.email),
+    ]
+
+
+def test_a_button_pressed_on_a_stale_page_is_refused(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    csrf = signed_in(client, organiser.email, organiser.password)
+    assert lifecycle(client, csrf, petition, "open").status_code == 303
+    # Someone pressed "open" in another tab before: nothing happens twice.
+    again = client.post(
+        f"/admin/petitions/{petition.slug}/lifecycle/open", data={"csrf_token": csrf}
+    )
+    assert again.status_code == 409
+    assert "status has changed" in again.text
+    unknown = client.post(
+        f"/admin/petitions/{petition.slug}/lifecycle/explode", data={"csrf_token": csrf}
+    )
+    assert unknown.status_code == 409
+    # And asking for a move the petition does not offer goes back to its page.
+    stale = client.get(
+        f"/admin/petitions/{petition.slug}/lifecycle/archive", follow_redirects=False
+    )
+    assert stale.status_code == 303
+    assert reload(session, petition).status == PetitionStatus.open
+    assert audit_actions(session).count("petition.status") == 1
+
+
+def edit_values(petition: Petition) -> dict[str, str]:
+    values = {"goal": str(petition.goal)}
+    for locale, text in petition.translations.items():
+        for name, value in text.items():
+            values[f"translations.{locale}.{name}"] = value
+    return values
+
+
+def test_texts_are_edited_side_by_side_and_a_language_added(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    signed_in(client, organiser.email, organiser.password)
+    form = client.get(f"/admin/petitions/{petition.slug}/edit")
+    assert form.status_code == 200
+    for locale in ("en", "ko", "uk"):  # one column per language, the existing filled in
+        assert f'name="translations.{locale}.title"' in form.text
+    assert f'value="{petition.text("en")["title"]}"' in form.text
+    data = {
+        **edit_values(petition),
+        "csrf_token": csrf_of(form.text),
+        "goal": "100,000",
+        "translations.en.body": "First line.\r\n\r\nSecond paragraph.",
+        "translations.ko.title": "강제 송환 반대",
+        "translations.ko.summary": "요약",
+        "translations.ko.body": "본문",
+    }
+    response = client.post(
+        f"/admin/petitions/{petition.slug}/edit", data=data, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == f"/admin/petitions/{petition.slug}?done=saved"
+    fresh = reload(session, petition)
+    assert fresh.goal == 100_000
+    assert fresh.translations["ko"] == {
+        "title": "강제 송환 반대",
+        "summary": "요약",
+        "body": "본문",
+    }
+    # Browsers send CRLF; the texts keep the newlines public pages split paragraphs on.
+    assert fresh.translations["en"]["body"] == "First line.\n\nSecond paragraph."
+    [entry] = session.exec(select(AuditEntry).where(AuditEntry.action == "petition.update"))
+    assert entry.actor_email == organiser.email
+    assert entry.details["goal"] == {"from": 4, "to": 100_000}
+    assert entry.details["translations"] == {"changed": ["en", "ko"], "removed": []}
+
+    # Removing a language (never the default one).
+    form = client.get(f"/admin/petitions/{petition.slug}/edit")
+    assert 'name="remove.ko"' in form.text and 'name="remove.en"' not in form.text
+    data = {**edit_values(fresh), "csrf_token": csrf_of(form.text), "remove.ko": "1"}
+    response = client.post(
+        f"/admin/petitions/{petition.slug}/edit", data=data, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert set(reload(session, petition).translations) == {"en"}
+
+
+def test_edit_errors_are_shown_next_to_their_fields_and_nothing_is_saved(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    csrf = signed_in(client, organiser.email, organiser.password)
+    data = {
+        **edit_values(petition),
+        "csrf_token": csrf,
+        "goal": "lots",
+        "translations.en.title": "",
+        "translations.uk.title": "Лише заголовок",  # a language begun but not finished
+    }
+    response = client.post(f"/admin/petitions/{petition.slug}/edit", data=data)
+    assert response.status_code == 422
+    page = response.text
+    assert re.search(r'id="f-goal-error">Enter a whole number, like 100,000.<', page)
+    assert re.search(r'id="f-translations-en-title-error">Fill this in.<', page)
+    assert re.search(r'id="f-translations-uk-summary-error">Fill this in.<', page)
+    assert 'aria-invalid="true"' in page
+    assert 'href="#f-goal"' in page  # the summary at the top links to the field
+    assert 'value="Лише заголовок"' in page  # what was typed stays
+    assert 'value="lots"' in page
+    fresh = reload(session, petition)
+    assert fresh.translations == petition.translations and fresh.goal == petition.goal
+    assert "petition.update" not in audit_actions(session)
+
+
+def test_a_new_petition_is_created_as_a_draft_in_the_languages_written(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    slug = campaign_of(session, petition).slug
+    signed_in(client, organiser.email, organiser.password)
+    form = client.get(f"/admin/campaigns/{slug}/petitions/new")
+    assert form.status_code == 200
+    data = {
+        "csrf_token": csrf_of(form.text),
+        "slug": "second-petition",
+        "goal": "5000",
+        "default_locale": "ko",
+        "translations.ko.title": "두 번째 청원",
+        "translations.ko.summary": "요약",
+        "translations.ko.body": "본문",
+        "translations.en.title": "Second petition",
+        "translations.en.summary": "Summary",
+        "translations.en.body": "Body",
+    }
+    response = client.post(f"/admin/campaigns/{slug}/petitions", data=data, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/admin/petitions/second-petition?done=created"
+    created = session.exec(select(Petition).where(Petition.slug == "second-petition")).one()
+    assert created.status == PetitionStatus.draft
+    assert created.campaign_id == petition.campaign_id
+    assert created.default_locale == "ko" and set(created.translations) == {"en", "ko"}
+    [entry] = session.exec(select(AuditEntry).where(AuditEntry.action == "petition.create"))
+    assert entry.actor_email == organiser.email
+    assert "created as a draft" in client.get(response.headers["location"]).text
+
+
+def test_new_petition_errors_come_back_next_to_their_fields(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    slug = campaign_of(session, petition).slug
+    csrf = signed_in(client, organiser.email, organiser.password)
+    base = {
+        "csrf_token": csrf,
+        "goal": "10",
+        "default_locale": "en",
+        "translations.en.title": "T",
+        "translations.en.summary": "S",
+        "translations.en.body": "B",
+    }
+    cases = [
+        ({"slug": "Not A Slug"}, "f-slug-error", "Use lower-case letters"),
+        ({"slug": petition.slug}, "f-slug-error", "A petition already uses this short name"),
+        ({"slug": "fine", "goal": "0"}, "f-goal-error", "Enter a number of at least 1."),
+        (
+            {"slug": "fine", "default_locale": "uk"},
+            "f-default_locale-error",
+            "The default language needs its texts",
+        ),
+        (
+            {"slug": "fine", "translations.en.title": "", "translations.en.summary": ""}
+            | {"translations.en.body": ""},
+            "error",
+            "Write the texts in at least one language.",
+        ),
+    ]
+    for change, error_id, message in cases:
+        response = client.post(f"/admin/campaigns/{slug}/petitions", data={**base, **change})
+        assert response.status_code == 422, change
+        if error_id == "error":
+            assert f'<p class="error">{message}' in response.text, change
+        else:
+            assert re.search(rf'id="{error_id}">{message}', response.text), (change, response.text)
+    petitions = list(session.exec(select(Petition.slug)))
+    assert petitions == [petition.slug]
+
+
+def test_an_admin_creates_a_campaign_then_its_first_petition(
+    client: TestClient, session: Session, admin: Account
+) -> None:
+    signed_in(client, admin.email, admin.password)
+    form = client.get("/admin/campaigns/new")
+    assert form.status_code == 200
+    assert 'aria-current="page">New campaign<' in form.text
+    data = {
+        "csrf_token": csrf_of(form.text),
+        "slug": "kursk-soldiers",
+        "default_locale": "en",
+        "translations.en.name": "No forced return",
+        "translations.en.description": "Protect the two soldiers.",
+        "translations.uk.name": "Ні примусовому поверненню",
+        "currency.EUR": "1",
+        "currency.KRW": "1",
+    }
+    response = client.post("/admin/campaigns", data=data, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    assert (
+        response.headers["location"]
+        == "/admin/campaigns/kursk-soldiers/petitions/new?done=campaign-created"
+    )
+    campaign = session.exec(select(Campaign).where(Campaign.slug == "kursk-soldiers")).one()
+    assert set(campaign.currencies) == {"EUR", "KRW"}
+    assert campaign.translations["uk"] == {"name": "Ні примусовому поверненню", "description": ""}
+    assert "campaign.create" in audit_actions(session)
+    page = client.get(response.headers["location"]).text
+    assert "The campaign was created." in page and "No forced return" in page
+
+    taken = client.post("/admin/campaigns", data=data)
+    assert taken.status_code == 422
+    assert re.search(r'id="f-slug-error">A campaign already uses this short name', taken.text)
+    assert 'id="f-currency-EUR" name="currency.EUR" value="1" checked' in taken.text
+
+
+# --- the console's language -----------------------------------------------------------------------
+
+
+def test_the_console_speaks_the_language_each_person_chose(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    # Before any choice: the browser's language.
+    client.headers["accept-language"] = "uk-UA,uk;q=0.9"
+    login = client.get("/admin/login")
+    assert '<html lang="uk">' in login.text
+    csrf = signed_in(client, organiser.email, organiser.password)
+    assert '<html lang="uk">' in client.get("/admin/").text
+
+    response = client.post(
+        "/admin/language",
+        data={"csrf_token": csrf, "locale": "ko", "next": f"/admin/petitions/{petition.slug}"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/admin/petitions/{petition.slug}"
+    page = client.get(f"/admin/petitions/{petition.slug}").text
+    assert '<html lang="ko">' in page
+    assert "대시보드" in page
+    user = session.exec(select(User).where(User.email == organiser.email)).one()
+    assert user.locale == "ko"
+    assert "user.locale" in audit_actions(session)
+
+    # The choice follows the person to another browser.
+    with TestClient(client.app) as elsewhere:
+        elsewhere.headers["accept-language"] = "en"
+        signed_in(elsewhere, organiser.email, organiser.password)
+        assert '<html lang="ko">' in elsewhere.get("/admin/").text
+
+
+def test_console_pages_carry_no_inline_script_or_style(
+    client: TestClient, session: Session, petition: Petition, admin: Account
+) -> None:
+    slug = campaign_of(session, petition).slug
+    signed_in(client, admin.email, admin.password)
+    pages = [
+        "/admin/login",
+        "/admin/",
+        f"/admin/petitions/{petition.slug}",
+        f"/admin/petitions/{petition.slug}/edit",
+        f"/admin/petitions/{petition.slug}/lifecycle/open",
+        f"/admin/campaigns/{slug}/petitions/new",
+        "/admin/campaigns/new",
+        "/admin/nowhere",
+    ]
+    client.cookies.delete("chorus_console_login")
+    for path in pages:
+        html = client.get(path).text
+        assert "<html" in html, path
+        assert "<script" not in html, path
+        assert "<style" not in html, path
+        assert not re.search(r"\son[a-z]+=", html), path
+        assert not re.search(r"\sstyle=", html), path
+    css = client.get("/admin/static/console.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+
+
+def test_every_console_string_exists_in_korean_and_ukrainian_with_its_placeholders() -> None:
+    english = json.loads((ROOT / "app/locales/console.en.json").read_text("utf-8"))
+    for locale in ("ko", "uk"):
+        other = json.loads((ROOT / f"app/locales/console.{locale}.json").read_text("utf-8"))
+        assert set(other) == set(english), locale
+        for key, text in english.items():
+            assert set(re.findall(r"\{\w+\}", other[key])) == set(re.findall(r"\{\w+\}", text)), (
+                locale,
+                key,
+            )
