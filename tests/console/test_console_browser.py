@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -107,8 +108,6 @@ def new_page(browser: Any, viewport: dict[str, int]) -> tuple[Any, list[str]]:
 
 def check(page: Any, complaints: list[str], what: str) -> None:
     """Accessible (axe: no serious or critical violation), no horizontal scroll, no CSP error."""
-    from axe_playwright_python.sync_playwright import Axe
-
     results = Axe().run(page)
     serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == [], f"{what}: {results.generate_report()}"
