@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event, insert, update
 from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEntry
@@ -296,6 +296,48 @@ def test_the_mail_queue_counts_stop_at_their_cap(session: Session) -> None:
     later = email_service.queue_state(session, now=utcnow() - timedelta(hours=1))
     assert later.pending == 5
     assert later.waiting_since is None  # nothing was due an hour ago
+
+
+def test_the_mail_queue_state_reads_indexes_not_the_outbox(
+    session: Session, engine: Engine
+) -> None:
+    """The outbox keeps a row for every e-mail ever sent: its state must come from the partial
+    indexes of pending and failed messages, whatever the planner's statistics."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL plan")
+    now = utcnow()
+    session.execute(
+        insert(OutboxMessage),
+        [
+            {"kind": "test", "payload": {}, "status": status, "next_attempt_at": now}
+            for status in ["sent"] * 5000 + ["pending"] * 10 + ["failed"] * 3
+        ],
+    )
+    ran: list[tuple[str, Any]] = []
+    with Session(engine) as reading:
+        connection = reading.connection()
+
+        def remember(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+            if not statement.startswith("EXPLAIN"):
+                ran.append((statement, parameters))
+
+        event.listen(connection, "before_cursor_execute", remember)
+        state = email_service.queue_state(reading)
+        event.remove(connection, "before_cursor_execute", remember)
+        assert (state.pending, state.failed) == (10, 3)
+        # Seq scans cost too much to choose while an index can answer: the plan shows whether
+        # one can.
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plans = [
+            "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}", params))
+            for sql, params in ran
+        ]
+        reading.rollback()
+    assert len(plans) == 3
+    for plan in plans:
+        assert "Seq Scan" not in plan, plan
+    assert any("ix_outbox_failed" in plan for plan in plans), plans
+    assert sum("ix_outbox_pending" in plan for plan in plans) == 2, plans
 
 
 # --- a petition -----------------------------------------------------------------------------------
