@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends
 from app.abuse import router as abuse
 from app.auth import router as auth
 from app.campaigns import admin as campaign_admin
+from app.console import router as console
 from app.core.deps import get_current_user
 from app.donations import pages as donation_pages
 from app.donations import router as donations
@@ -52,3 +53,4 @@ page_router.include_router(mailbox_pages.router)
 page_router.include_router(rights_pages.router)
 page_router.include_router(update_pages.router)
 page_router.include_router(letter_pages.router)
+page_router.include_router(console.router)  # the organiser console, under /admin

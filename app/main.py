@@ -10,11 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import api_router, page_router
+from app.console.rendering import STATIC_DIR, STATIC_URL
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.errors import ProblemError, document_problems, install_problem_handlers
@@ -126,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             conn.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
 
+    # Before the routers: the console answers every other /admin address itself.
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(api_router)
     app.include_router(page_router)
     logging.getLogger(__name__).debug("app created for %s", settings.ENVIRONMENT)

@@ -133,16 +133,8 @@ def signing_switch(
 ) -> JSONResponse:
     """Stop (paused: true) or resume taking signatures, without closing the petition."""
     petition = petition_service.managed(session, user=user, slug=slug)
-    before = petition.signing_paused
-    petition.signing_paused = body.paused
-    session.flush()
-    audit_service.record(
-        session,
-        actor=user,
-        action="petition.signing",
-        subject=f"petition:{slug}",
-        campaign_id=petition.campaign_id,
-        details={"from": "paused" if before else "open", "to": "paused" if body.paused else "open"},
+    petition = petition_service.set_signing_paused(
+        session, actor=user, petition=petition, paused=body.paused
     )
     return json_response(SigningSwitch(paused=petition.signing_paused))
 

@@ -21,6 +21,7 @@ class Role(StrEnum):
 class TokenKind(StrEnum):
     session = "session"  # from the password login; expires
     api = "api"  # long-lived, for scripts; revocable
+    console = "console"  # the console's sign-in cookie; expires after inactivity
 
 
 class User(SQLModel, table=True):
@@ -33,6 +34,8 @@ class User(SQLModel, table=True):
     role: Role = Field(default=Role.organiser, sa_type=String(16))
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # The language the console speaks to this person (en, ko, uk); None: their browser's.
+    locale: str | None = Field(default=None, sa_type=String(8))
 
 
 class CampaignMember(SQLModel, table=True):

@@ -49,18 +49,14 @@ def login(
 ) -> JSONResponse:
     """Exchange e-mail (as `username`) and password for a bearer token valid 12 hours."""
     ip = request.client.host if request.client else None
-    ip_digest = ip_hash(settings, ip) if ip else None
-    auth_service.check_login_allowed(
-        session, settings=settings, email=form.username, ip_digest=ip_digest
+    user = auth_service.sign_in(
+        session,
+        engine=request.app.state.engine,
+        settings=settings,
+        email=form.username,
+        password=form.password,
+        ip_digest=ip_hash(settings, ip) if ip else None,
     )
-    try:
-        user = auth_service.authenticate(session, email=form.username, password=form.password)
-    except ProblemError:
-        session.rollback()  # nothing to keep; and on SQLite it holds the only write lock
-        auth_service.record_login_failure(
-            request.app.state.engine, email=form.username, ip_digest=ip_digest
-        )
-        raise
     lifetime = timedelta(hours=auth_service.SESSION_HOURS)
     token, _ = auth_service.issue_token(
         session, user=user, kind=TokenKind.session, name="login", lifetime=lifetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import Engine, case, delete, func, true, update
@@ -13,8 +14,12 @@ from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.db import session_scope, utcnow
 from app.core.errors import ProblemError
+from app.core.i18n import SUPPORTED_LOCALES
 
 SESSION_HOURS = 12
+# What a bearer token may be: the console's cookie works only in the console (its forms carry
+# a CSRF token; a bearer never needs one).
+BEARER_KINDS = (TokenKind.session, TokenKind.api)
 
 
 def create_user(
@@ -122,6 +127,30 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     return user
 
 
+def sign_in(
+    session: Session,
+    *,
+    engine: Engine,
+    settings: Settings,
+    email: str,
+    password: str,
+    ip_digest: str | None,
+) -> User:
+    """A password sign-in, as the API's token endpoint and the console both do it: refused
+    (429) while throttled, 401 for a wrong e-mail or password, which is then remembered.
+
+    On failure the caller's transaction is rolled back (nothing to keep; on SQLite it holds the
+    only write lock) before the failure is recorded in a transaction of its own.
+    """
+    check_login_allowed(session, settings=settings, email=email, ip_digest=ip_digest)
+    try:
+        return authenticate(session, email=email, password=password)
+    except ProblemError:
+        session.rollback()
+        record_login_failure(engine, email=email, ip_digest=ip_digest)
+        raise
+
+
 def issue_token(
     session: Session,
     *,
@@ -146,11 +175,15 @@ def issue_token(
     return token, record
 
 
-def user_for_token(session: Session, *, token: str) -> User | None:
-    """The active user a valid, unexpired, unrevoked token belongs to."""
+def user_for_token(
+    session: Session, *, token: str, kinds: Collection[TokenKind] = BEARER_KINDS
+) -> User | None:
+    """The active user a valid, unexpired, unrevoked token of one of `kinds` belongs to."""
     now = utcnow()
     record = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).first()
     if record is None or record.revoked_at is not None:
+        return None
+    if record.kind not in kinds:
         return None
     if record.expires_at is not None and record.expires_at <= now:
         return None
@@ -173,6 +206,64 @@ def revoke_token(session: Session, *, user: User, token_id: int) -> ApiToken:
         record.revoked_at = utcnow()
         session.flush()
     return record
+
+
+# --- the console's sessions -------------------------------------------------------------------
+#
+# A console session is a token like the others (stored as its SHA-256, revoked like the others),
+# of kind `console`, sent as an HttpOnly cookie. Its expiry moves on with each use, so it ends
+# after `idle` without one; whatever its use, it ends SESSION_HOURS after sign-in.
+
+
+def start_console_session(session: Session, *, user: User, idle: timedelta) -> str:
+    """Open a console session for a signed-in user; returns the cookie's value."""
+    token, _ = issue_token(
+        session, user=user, kind=TokenKind.console, name="console", lifetime=idle
+    )
+    return token
+
+
+def console_user(session: Session, *, token: str, idle: timedelta) -> User | None:
+    """The user of a live console session (every rule of `user_for_token` applies); each use
+    keeps it alive for another `idle` (written at most once a minute)."""
+    user = user_for_token(session, token=token, kinds=(TokenKind.console,))
+    if user is None:
+        return None
+    record = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).one()
+    now = utcnow()
+    if now - record.created_at >= timedelta(hours=SESSION_HOURS):
+        return None
+    expires_at = now + idle
+    if record.expires_at is None or expires_at - record.expires_at > timedelta(minutes=1):
+        session.execute(
+            update(ApiToken).where(col(ApiToken.id) == record.id).values(expires_at=expires_at)
+        )
+    return user
+
+
+def end_console_session(session: Session, *, token: str) -> bool:
+    """Sign out: the session stops working at once. False when it had already ended."""
+    result = session.execute(
+        update(ApiToken)
+        .where(
+            col(ApiToken.token_hash) == token_hash(token),
+            col(ApiToken.kind) == TokenKind.console,
+            col(ApiToken.revoked_at).is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_locale(session: Session, *, user: User, locale: str) -> None:
+    """The language the console speaks to this person."""
+    if locale not in SUPPORTED_LOCALES:
+        raise ProblemError(
+            422, "locale-unsupported", "Unsupported language", ", ".join(SUPPORTED_LOCALES)
+        )
+    user.locale = locale
+    session.add(user)
+    session.flush()
 
 
 def accessible_campaign_ids(session: Session, *, user: User) -> list[int] | None:

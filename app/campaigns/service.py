@@ -24,6 +24,13 @@ from app.email.models import OutboxMessage
 from app.petitions.models import Petition
 
 
+def get(session: Session, *, campaign_id: int) -> Campaign:
+    """A campaign by id (one the caller already knows exists, e.g. its petition's)."""
+    campaign = session.get(Campaign, campaign_id)
+    assert campaign is not None
+    return campaign
+
+
 def slug_of(session: Session, *, campaign_id: int) -> str:
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     LOGIN_MAX_FAILURES_PER_EMAIL: int = Field(default=100, ge=1)
     LOGIN_MAX_FAILURES_PER_IP: int = Field(default=50, ge=1)
     LOGIN_WINDOW_MINUTES: int = Field(default=15, ge=1)
+    # The console signs a person out after this many minutes without a request.
+    CONSOLE_SESSION_IDLE_MINUTES: int = Field(default=60, ge=1, le=12 * 60)
 
     # Abuse controls. A signature over a limit is accepted with the usual answer but held
     # (never confirmed) until an organiser releases it, so bots learn nothing.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, literal, update
+from sqlalchemy import String, case, func, literal, literal_column, update
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
@@ -171,6 +171,43 @@ def messages(
     rows = session.exec(query.order_by(col(OutboxMessage.id)).limit(limit + 1)).all()
     entries = [OutboxEntry.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return entries, (entries[-1].id if len(rows) > limit else None)
+
+
+# --- the queue's state, for the people who watch it --------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueState:
+    pending: int  # messages not sent yet (counted up to `cap`)
+    failed: int  # messages given up on, kept for inspection (counted up to `cap`)
+    cap: int  # a count equal to it means "at least this many"
+    waiting_since: datetime | None  # when the longest-waiting due message became due
+
+
+def queue_state(session: Session, *, now: datetime | None = None, cap: int = 10_000) -> QueueState:
+    """How the outbox is doing. Counts stop at `cap` (a surge can queue hundreds of thousands)
+    and read only the partial indexes of pending and failed messages, never the whole table."""
+    now = now or utcnow()
+
+    def is_(status: OutboxStatus) -> Any:
+        # A literal, not a parameter: a prepared statement's generic plan could not know that
+        # the partial index applies (see the worker's claim).
+        return col(OutboxMessage.status) == literal_column(f"'{status.value}'")
+
+    def count(status: OutboxStatus) -> int:
+        some = select(OutboxMessage.id).where(is_(status)).limit(cap).subquery()
+        return int(session.execute(select(func.count()).select_from(some)).scalar_one())
+
+    # The claim's own index: its first entry is the message due the longest.
+    first_due = session.execute(
+        select(func.min(OutboxMessage.next_attempt_at)).where(is_(OutboxStatus.pending))
+    ).scalar_one_or_none()
+    return QueueState(
+        pending=count(OutboxStatus.pending),
+        failed=count(OutboxStatus.failed),
+        cap=cap,
+        waiting_since=first_due if first_due is not None and first_due <= now else None,
+    )
 
 
 # --- suppression: addresses that get no more campaign updates ----------------------------------

@@ -346,6 +346,25 @@ def change_status(
     return petition
 
 
+def set_signing_paused(
+    session: Session, *, actor: User, petition: Petition, paused: bool
+) -> Petition:
+    """The emergency switch: stop (or resume) taking signatures without closing the petition."""
+    before = petition.signing_paused
+    petition.signing_paused = paused
+    session.add(petition)
+    session.flush()
+    audit_service.record(
+        session,
+        actor=actor,
+        action="petition.signing",
+        subject=f"petition:{petition.slug}",
+        campaign_id=petition.campaign_id,
+        details={"from": "paused" if before else "open", "to": "paused" if paused else "open"},
+    )
+    return petition
+
+
 def set_targets(
     session: Session, *, actor: User, petition: Petition, target_ids: list[int]
 ) -> list[Target]:

@@ -68,6 +68,25 @@ def confirmed_by_hour(
     return [HourCount(hour=_utc(hour) or hour, count=int(count)) for hour, count in rows]
 
 
+def confirmed_since(
+    session: Session, *, petition_ids: list[int], since: datetime
+) -> dict[int, int]:
+    """Confirmed signatures of several petitions from the hour `since` falls in onwards (the
+    hourly tallies' resolution), by petition; petitions with none are left out."""
+    if not petition_ids:
+        return {}
+    start = (_utc(since) or since).replace(minute=0, second=0, microsecond=0)
+    rows = session.execute(
+        select(col(SignatureHourlyTally.petition_id), func.sum(SignatureHourlyTally.count))
+        .where(
+            col(SignatureHourlyTally.petition_id).in_(petition_ids),
+            col(SignatureHourlyTally.hour) >= start,
+        )
+        .group_by(col(SignatureHourlyTally.petition_id))
+    )
+    return {petition_id: int(total) for petition_id, total in rows if total}
+
+
 def stats(
     session: Session,
     *,

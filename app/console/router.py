@@ -1,0 +1,28 @@
+"""Every console route, under /admin."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from app.console import campaigns, dashboard, petitions, signin
+from app.console.rendering import ConsoleRoute
+from app.console.session import ConsoleDep
+from app.core.errors import ProblemError
+
+router = APIRouter(include_in_schema=False)
+router.include_router(signin.router)
+router.include_router(dashboard.router)
+router.include_router(petitions.router)
+router.include_router(campaigns.router)
+
+fallback = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
+
+
+@fallback.get("/{rest:path}")
+def not_found(rest: str, console: ConsoleDep) -> Response:
+    """Any other console address: sign in first, then a 404 in the console's layout."""
+    raise ProblemError(404, "not-found", "Not found")
+
+
+router.include_router(fallback)  # last: every other console route comes first
