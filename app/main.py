@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import api_router, page_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
-from app.core.errors import ProblemError, document_problems, install_problem_handlers
+from app.core.error_pages import install_error_pages, install_slash_redirects
+from app.core.errors import document_problems, install_problem_handlers
 from app.core.http import CachedReads
+from app.core.lanes import AdminLane
 from app.core.logging import configure_logging
 from app.core.process import tune_garbage_collection
-from app.core.templating import page_templates
 from app.signatures.batch import SigningBatcher
 from app.signatures.fastpath import FastSigning
-
-
-def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
-
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -64,7 +55,16 @@ class SecurityHeaders:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.LOG_LEVEL)
-    engine = make_engine(settings.DATABASE_URL)
+    engine = make_engine(
+        settings.DATABASE_URL,
+        pool_size=settings.DATABASE_POOL_SIZE,
+        pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+    )
+    admin_engine = make_engine(  # the admin API's own pool (app/core/lanes.py)
+        settings.DATABASE_URL,
+        pool_size=settings.ADMIN_MAX_CONCURRENT_REQUESTS,
+        pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+    )
 
     signing = SigningBatcher(engine, settings)
 
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         signing.stop()
         engine.dispose()
+        admin_engine.dispose()
 
     app = FastAPI(
         title="Chorus",
@@ -88,31 +89,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.admin_engine = admin_engine
     app.state.signing = signing
     install_problem_handlers(app)
     document_problems(app)
-
-    json_http_handler = app.exception_handlers[StarletteHTTPException]
-    json_problem_handler = app.exception_handlers[ProblemError]
-
-    async def html_or_problem(request: Request, exc: Any) -> Response:
-        # Pages answer errors with a page; the API (and non-browser clients) with problem JSON.
-        if _wants_html(request):
-            status = exc.status if isinstance(exc, ProblemError) else int(exc.status_code)
-            return page_templates().TemplateResponse(
-                request,
-                "error.html",
-                {"locale": "en", "locales": [], "status": status},
-                status_code=status,
-            )
-        handler = json_problem_handler if isinstance(exc, ProblemError) else json_http_handler
-        response = handler(request, exc)
-        return await response if inspect.isawaitable(response) else response
-
-    app.add_exception_handler(StarletteHTTPException, html_or_problem)
-    app.add_exception_handler(ProblemError, html_or_problem)
+    install_error_pages(app)
+    install_slash_redirects(app)
 
     app.add_middleware(FastSigning)
+    app.add_middleware(
+        AdminLane,
+        limit=settings.ADMIN_MAX_CONCURRENT_REQUESTS,
+        wait=settings.ADMIN_QUEUE_SECONDS,
+    )
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders)
 
