@@ -8,12 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import api_router, page_router
-from app.core.config import Settings, get_settings
+from app.core.config import ROOT, Settings, get_settings
+from app.core.csp import page_policy
 from app.core.db import make_engine
+from app.core.docs import install_docs
 from app.core.error_pages import install_error_pages, install_slash_redirects
 from app.core.errors import document_problems, install_problem_handlers
 from app.core.http import CachedReads
@@ -23,6 +26,7 @@ from app.core.process import tune_garbage_collection
 from app.signatures.batch import SigningBatcher
 from app.signatures.fastpath import FastSigning
 
+OPENAPI_URL = "/api/v1/openapi.json"
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -34,8 +38,12 @@ class SecurityHeaders:
     """Adds security headers a response has not set. Plain ASGI: @app.middleware("http")
     (BaseHTTPMiddleware) costs a task group and a stream per request, ~10% of a signature."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, content_security_policy: str) -> None:
         self.app = app
+        self.headers = [
+            *SECURITY_HEADERS,
+            (b"content-security-policy", content_security_policy.encode("latin-1")),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,7 +53,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                extra = [(n, v) for n, v in self.headers if n not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -84,8 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Nothing Chorus accepts is larger; a bigger body is refused before it is read.
         max_body_size=settings.MAX_BODY_BYTES,
-        docs_url="/docs",
-        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # served from this server, or not at all: app/core/docs.py
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -103,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wait=settings.ADMIN_QUEUE_SECONDS,
     )
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, content_security_policy=page_policy(settings))
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> JSONResponse:
@@ -111,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             conn.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
 
+    if settings.docs_enabled:
+        install_docs(app, openapi_url=OPENAPI_URL)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(api_router)
     app.include_router(page_router)
     logging.getLogger(__name__).debug("app created for %s", settings.ENVIRONMENT)

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # How long a server process may reuse public petition data, public read responses and the
     # abuse lists before reading them again (0: never).
     CACHE_SECONDS: float = Field(default=1.0, ge=0, le=60)
+    # /docs and /redoc (the OpenAPI schema stays either way; see app/core/docs.py). Unset: on,
+    # except in production.
+    DOCS_ENABLED: bool | None = None
     DATABASE_POOL_SIZE: int = Field(default=10, ge=1, le=200)
     # Seconds a request waits for a free database connection (or a new one to open) before it
     # is answered 503 with Retry-After.
@@ -145,6 +148,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def docs_enabled(self) -> bool:
+        if self.DOCS_ENABLED is None:
+            return self.ENVIRONMENT != "production"
+        return self.DOCS_ENABLED
 
     @property
     def dev_mailbox_enabled(self) -> bool:
