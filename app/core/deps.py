@@ -27,8 +27,9 @@ def get_session(request: Request) -> Iterator[Session]:
     is never told "accepted" about something that was not committed.
     """
     # The admin API has a pool of its own (app/core/lanes.py): it cannot take the public's.
-    engine = request.app.state.admin_engine if is_admin_path(request.url.path) else None
-    with Session(engine or request.app.state.engine, expire_on_commit=False) as session:
+    state = request.app.state
+    engine = state.admin_engine if is_admin_path(request.url.path) else state.engine
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
