@@ -27,6 +27,7 @@ RUN mkdir app && touch app/__init__.py \
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY templates ./templates
+COPY static ./static
 COPY app ./app
 RUN pip install --no-deps -e . && chown -R root:root /srv/chorus
 

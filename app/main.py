@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import api_router, page_router
 from app.console.rendering import STATIC_DIR, STATIC_URL
-from app.core.config import Settings, get_settings
+from app.core.config import ROOT, Settings, get_settings
+from app.core.csp import page_policy
 from app.core.db import make_engine
-from app.core.errors import ProblemError, document_problems, install_problem_handlers
+from app.core.docs import install_docs
+from app.core.error_pages import install_error_pages, install_slash_redirects
+from app.core.errors import document_problems, install_problem_handlers
 from app.core.http import CachedReads
+from app.core.lanes import AdminLane
 from app.core.logging import RequestLog, configure_logging
 from app.core.process import tune_garbage_collection
-from app.core.templating import page_templates
 from app.signatures.batch import SigningBatcher
 from app.signatures.fastpath import FastSigning
 
-
-def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
-        "accept", ""
-    )
-
-
+OPENAPI_URL = "/api/v1/openapi.json"
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -48,8 +42,12 @@ class SecurityHeaders:
     """Adds security headers a response has not set. Plain ASGI: @app.middleware("http")
     (BaseHTTPMiddleware) costs a task group and a stream per request, ~10% of a signature."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, content_security_policy: str) -> None:
         self.app = app
+        self.headers = [
+            *SECURITY_HEADERS,
+            (b"content-security-policy", content_security_policy.encode("latin-1")),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,7 +57,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                extra = [(n, v) for n, v in self.headers if n not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -69,7 +67,16 @@ class SecurityHeaders:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
-    engine = make_engine(settings.DATABASE_URL)
+    engine = make_engine(
+        settings.DATABASE_URL,
+        pool_size=settings.DATABASE_POOL_SIZE,
+        pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+    )
+    admin_engine = make_engine(  # the admin API's own pool (app/core/lanes.py)
+        settings.DATABASE_URL,
+        pool_size=settings.ADMIN_MAX_CONCURRENT_REQUESTS,
+        pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+    )
 
     signing = SigningBatcher(engine, settings)
 
@@ -80,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         signing.stop()
         engine.dispose()
+        admin_engine.dispose()
 
     app = FastAPI(
         title="Chorus",
@@ -88,38 +96,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Nothing Chorus accepts is larger; a bigger body is refused before it is read.
         max_body_size=settings.MAX_BODY_BYTES,
-        docs_url="/docs",
-        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # served from this server, or not at all: app/core/docs.py
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.admin_engine = admin_engine
     app.state.signing = signing
     install_problem_handlers(app)
     document_problems(app)
-
-    json_http_handler = app.exception_handlers[StarletteHTTPException]
-    json_problem_handler = app.exception_handlers[ProblemError]
-
-    async def html_or_problem(request: Request, exc: Any) -> Response:
-        # Pages answer errors with a page; the API (and non-browser clients) with problem JSON.
-        if _wants_html(request):
-            status = exc.status if isinstance(exc, ProblemError) else int(exc.status_code)
-            return page_templates().TemplateResponse(
-                request,
-                "error.html",
-                {"locale": "en", "locales": [], "status": status},
-                status_code=status,
-            )
-        handler = json_problem_handler if isinstance(exc, ProblemError) else json_http_handler
-        response = handler(request, exc)
-        return await response if inspect.isawaitable(response) else response
-
-    app.add_exception_handler(StarletteHTTPException, html_or_problem)
-    app.add_exception_handler(ProblemError, html_or_problem)
+    install_error_pages(app)
+    install_slash_redirects(app)
 
     app.add_middleware(FastSigning)
+    app.add_middleware(
+        AdminLane,
+        limit=settings.ADMIN_MAX_CONCURRENT_REQUESTS,
+        wait=settings.ADMIN_QUEUE_SECONDS,
+    )
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, content_security_policy=page_policy(settings))
     app.add_middleware(RequestLog, settings=settings)  # outermost: every request, its ID
 
     @app.get("/healthz", include_in_schema=False)
@@ -130,6 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Before the routers: the console answers every other /admin address itself.
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="console-static")
+    if settings.docs_enabled:
+        install_docs(app, openapi_url=OPENAPI_URL)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(api_router)
     app.include_router(page_router)
     logging.getLogger(__name__).debug("app created for %s", settings.ENVIRONMENT)

@@ -396,7 +396,7 @@ class FakeStripe:
         session: dict[str, Any] = {
             "id": session_id,
             "object": "checkout.session",
-            "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+            "url": f"https://checkout.stripe.com/c/pay/{session_id}",
             "mode": mode,
             "status": "open",
             "payment_status": "no_payment_required" if mode == "setup" else "unpaid",

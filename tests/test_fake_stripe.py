@@ -80,7 +80,7 @@ def test_create_checkout_session_with_the_real_client(fake: FakeStripe) -> None:
     )
 
     assert session.id.startswith("cs_test_")
-    assert session.url == f"https://checkout.stripe.test/c/pay/{session.id}"
+    assert session.url == f"https://checkout.stripe.com/c/pay/{session.id}"
     assert session.amount_total == 10000
     assert session.currency == "krw"
     assert session.status == "open"

@@ -36,6 +36,10 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     # The language the console speaks to this person (en, ko, uk); None: their browser's.
     locale: str | None = Field(default=None, sa_type=String(8))
+    # Raised by a password or role change and by deactivation: session tokens carry the value
+    # they were issued under and stop working once it moves on (a counter, not a timestamp, so
+    # servers' clocks do not matter).
+    credentials_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CampaignMember(SQLModel, table=True):
@@ -71,6 +75,8 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The user's credentials_version when a session token was issued (see User).
+    credentials_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class LoginFailure(SQLModel, table=True):

@@ -185,6 +185,9 @@ def update_user(
     if target is None:
         raise ProblemError(404, "user-not-found", "User not found")
     changes = body.model_dump(exclude_unset=True, exclude={"password"})
+    # A new password or role, or a deactivation, signs the account out everywhere.
+    signs_out = (body.role is not None and body.role != target.role) or body.password is not None
+    deactivates = body.is_active is False and target.is_active
     if body.name is not None:
         target.name = body.name
     if body.role is not None:
@@ -197,6 +200,8 @@ def update_user(
     if body.campaigns is not None:
         auth_service.set_campaigns(session, user=target, campaign_slugs=body.campaigns)
     session.flush()
+    if signs_out or deactivates:
+        auth_service.end_sessions(session, user=target, revoke_api_tokens=deactivates)
     audit_service.record(
         session, actor=user, action="user.update", subject=f"user:{target.email}", details=changes
     )

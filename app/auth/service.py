@@ -169,6 +169,7 @@ def issue_token(
         token_hash=token_hash(token),
         prefix=token[: len("chorus_") + 6],
         expires_at=utcnow() + lifetime if lifetime else None,
+        credentials_version=user.credentials_version,
     )
     session.add(record)
     session.flush()
@@ -190,12 +191,36 @@ def user_for_token(
     user = session.get(User, record.user_id)
     if user is None or not user.is_active:
         return None
+    if record.kind == TokenKind.session and record.credentials_version != user.credentials_version:
+        return None  # signed in before a password or role change, or a deactivation
     # Note use at most once a minute, not on every request.
     if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
         session.execute(
             update(ApiToken).where(col(ApiToken.id) == record.id).values(last_used_at=now)
         )
     return user
+
+
+def end_sessions(session: Session, *, user: User, revoke_api_tokens: bool = False) -> None:
+    """Sign the user out everywhere: every session token issued so far stops working.
+
+    Called for a password or role change and a deactivation. With `revoke_api_tokens` (a
+    deactivation) the user's long-lived API tokens are revoked too, for good: reactivating the
+    account revives none of them.
+    """
+    assert user.id is not None
+    session.execute(
+        update(User)
+        .where(col(User.id) == user.id)
+        .values(credentials_version=col(User.credentials_version) + 1)
+    )
+    if revoke_api_tokens:
+        session.execute(
+            update(ApiToken)
+            .where(col(ApiToken.user_id) == user.id, col(ApiToken.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        )
+    session.refresh(user)
 
 
 def revoke_token(session: Session, *, user: User, token_id: int) -> ApiToken:

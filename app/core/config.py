@@ -33,7 +33,17 @@ class Settings(BaseSettings):
     # How long a server process may reuse public petition data, public read responses and the
     # abuse lists before reading them again (0: never).
     CACHE_SECONDS: float = Field(default=1.0, ge=0, le=60)
+    # /docs and /redoc (the OpenAPI schema stays either way; see app/core/docs.py). Unset: on,
+    # except in production.
+    DOCS_ENABLED: bool | None = None
     DATABASE_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    # Seconds a request waits for a free database connection (or a new one to open) before it
+    # is answered 503 with Retry-After.
+    DATABASE_POOL_TIMEOUT: float = Field(default=10.0, gt=0, le=120)
+    # The admin API's own lane (app/core/lanes.py): admin requests running at once per process
+    # (and connections in its own pool), and how long the others wait for a turn before a 503.
+    ADMIN_MAX_CONCURRENT_REQUESTS: int = Field(default=4, ge=1, le=100)
+    ADMIN_QUEUE_SECONDS: float = Field(default=10.0, gt=0, le=120)
 
     # fastapi-mail's own names. Without MAIL_SERVER (development only) the worker delivers to a
     # local dev mailbox (an SMTP sink writing to DEV_MAILBOX_DIR) that /dev/mailbox lists.
@@ -164,6 +174,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def docs_enabled(self) -> bool:
+        if self.DOCS_ENABLED is None:
+            return self.ENVIRONMENT != "production"
+        return self.DOCS_ENABLED
 
     @property
     def dev_mailbox_enabled(self) -> bool:

@@ -55,18 +55,27 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url`. PostgreSQL connections are not pinged before each use (that is a
-    round trip per request): a connection found dead fails its request with a 503, and
-    SQLAlchemy then discards the whole pool, so the next requests get fresh connections."""
+def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) -> Engine:
+    """An engine for `url` with `pool_size` connections (and twice as many in overflow).
+
+    A request that waits `pool_timeout` seconds for a free connection, or for a new one to
+    open, fails with a 503 (app/core/errors.py). PostgreSQL connections are not pinged before
+    each use (that is a round trip per request): a connection found dead fails its request with
+    a 503, and SQLAlchemy then discards the whole pool, so the next requests get fresh ones."""
     url = normalise_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_timeout": pool_timeout}
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        in_memory = not parsed.database or parsed.database == ":memory:"  # (one connection)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **({} if in_memory else pool),
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -89,7 +98,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    connect_timeout = max(1, round(pool_timeout))  # a stopped or unreachable server: 503 soon
+    return create_engine(
+        url, pool_recycle=1800, connect_args={"connect_timeout": connect_timeout}, **pool
+    )
 
 
 def dialect_insert(session: Session) -> Any:

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from app.auth.models import User
 from app.core.config import Settings
+from app.core.lanes import is_admin_path
 
 
 async def get_settings_dep(request: Request) -> Settings:
@@ -25,7 +26,10 @@ def get_session(request: Request) -> Iterator[Session]:
     Used with scope="function" so the commit happens *before* the response is sent: a client
     is never told "accepted" about something that was not committed.
     """
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    # The admin API has a pool of its own (app/core/lanes.py): it cannot take the public's.
+    state = request.app.state
+    engine = state.admin_engine if is_admin_path(request.url.path) else state.engine
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -200,40 +201,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        if isinstance(exc, DataError):
-            # Input the database cannot hold, such as a NUL character in text.
-            return problem_response(
-                request,
-                status=422,
-                title="Your request has invalid text",
-                type_=PROBLEM_BASE + "invalid-text",
-                detail="The request contains characters or values that "
-                "cannot be stored (such as NUL).",
-            )
-        # A lost connection or a database that is restarting: nothing was committed, and the
-        # request can simply be repeated.
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            log.warning(
-                "database unavailable on %s %s: %s", request.method, request.url.path, exc.orig
-            )
-            return problem_response(
-                request,
-                status=503,
-                title="Service temporarily unavailable",
-                type_=PROBLEM_BASE + "database-unavailable",
-                detail="Nothing was saved. Please try again in a moment.",
-                headers={"Retry-After": "1"},
-            )
-        log.exception("database error on %s %s", request.method, request.url.path)
-        return problem_response(
-            request,
-            status=500,
-            title="Internal server error",
-            detail="Something went wrong on our side. Please try again.",
-        )
+        return database_problem(request, exc)
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _pool_exhausted(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+        return database_problem(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError | PoolTimeoutError):
+            # Raised outside the router (a middleware's own database work): the same answer.
+            return database_problem(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             request,
@@ -241,3 +219,54 @@ def install_problem_handlers(app: FastAPI) -> None:
             title="Internal server error",
             detail="Something went wrong on our side. Please try again.",
         )
+
+
+def busy_problem(request: Request, *, retry_after: int, detail: str) -> JSONResponse:
+    """503 for a server too busy to take the request now: nothing was done, try again."""
+    return problem_response(
+        request,
+        status=503,
+        title="Service temporarily unavailable",
+        type_=PROBLEM_BASE + "busy",
+        detail=detail,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def database_problem(request: Request, exc: DBAPIError | PoolTimeoutError) -> JSONResponse:
+    """The answer for a database error: 422 for input it cannot store, 503 (with Retry-After)
+    for a database that is down, restarting or out of free connections, else 500."""
+    if isinstance(exc, PoolTimeoutError):
+        # Every connection of this process's pool stayed busy for DATABASE_POOL_TIMEOUT.
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        return busy_problem(
+            request, retry_after=2, detail="Nothing was saved. Please try again in a moment."
+        )
+    if isinstance(exc, DataError):
+        # Input the database cannot hold, such as a NUL character in text.
+        return problem_response(
+            request,
+            status=422,
+            title="Your request has invalid text",
+            type_=PROBLEM_BASE + "invalid-text",
+            detail="The request contains characters or values that cannot be stored (such as NUL).",
+        )
+    # A lost connection or a database that is restarting: nothing was committed, and the
+    # request can simply be repeated.
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(
+            request,
+            status=503,
+            title="Service temporarily unavailable",
+            type_=PROBLEM_BASE + "database-unavailable",
+            detail="Nothing was saved. Please try again in a moment.",
+            headers={"Retry-After": "1"},
+        )
+    log.exception("database error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=500,
+        title="Internal server error",
+        detail="Something went wrong on our side. Please try again.",
+    )

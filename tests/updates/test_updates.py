@@ -637,7 +637,7 @@ def test_queueing_is_one_statement_however_many_signers(
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    engine = app.state.engine
+    engine = app.state.admin_engine  # the admin API's own pool (app/core/lanes.py)
     event.listen(engine, "before_cursor_execute", record)
     try:
         response = send(client, account, petition)
