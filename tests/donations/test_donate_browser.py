@@ -37,7 +37,7 @@ def test_a_ukrainian_donor_types_an_amount_with_a_decimal_comma(
             page.set_default_timeout(10_000)
             # Stripe's checkout is not reachable from here: answer for it.
             page.route(
-                "https://checkout.stripe.test/**",
+                "https://checkout.stripe.com/**",
                 lambda route: route.fulfill(status=200, body="Stripe Checkout"),
             )
             page.goto(f"{live_server.url}/campaigns/{CAMPAIGN}/donate?lang=uk")
@@ -54,7 +54,7 @@ def test_a_ukrainian_donor_types_an_amount_with_a_decimal_comma(
 
             page.get_by_label(UK["donate.custom"].format(currency="UAH")).fill("25,50")
             page.get_by_role("button", name=UK["donate.submit"]).click()
-            page.wait_for_url("https://checkout.stripe.test/**")
+            page.wait_for_url("https://checkout.stripe.com/**")
             [checkout] = fake_stripe.sessions.values()
             assert (checkout["amount_total"], checkout["currency"]) == (2550, "uah")
         finally:
