@@ -7,17 +7,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    column,
+    func,
+    literal,
+    literal_column,
+    text,
+    update,
+)
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core.config import Settings
-from app.core.db import dialect_insert, utcnow
+from app.core.db import UTCDateTime, dialect_insert, utcnow
 from app.core.errors import ProblemError
 from app.core.tokens import make_token, read_link
-from app.email import service as email_service
+from app.email import outbox
 from app.petitions.models import CountryCount, Petition
 from app.signatures.models import (
     Signature,
@@ -129,19 +140,19 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
                 {
                     "kind": "signature_confirmation",
                     "payload": {"signature_id": new_id},
-                    "dedup_key": f"signature-confirmation:{new_id}:1",
+                    "dedup_key": outbox.confirmation_key(new_id, 1),
                     "recipient": request.data.email,
                 }
             )
-    email_service.enqueue_many(session, confirmations)
+    outbox.enqueue_many(session, confirmations)
 
 
 # PostgreSQL: the batch's signatures, from one array per column, and the confirmation e-mail of
 # each new pending one, in one statement (a data-modifying CTE): one round trip per batch, and
-# no SQL text growing with the batch. The outbox row is the same as enqueue_many would write.
-PG_SIGN_MANY = text(
-    """
-    WITH new AS (
+# no SQL text growing with the batch. The outbox's part is the outbox's own INSERT ... SELECT.
+_PG_NEW_SIGNATURES = (
+    text(
+        """
         INSERT INTO signature (petition_id, name, email, email_normalised, country, postcode,
                                consent_updates, locale, status, held_reason, ip_hash,
                                email_domain, created_at, confirmation_sends)
@@ -154,17 +165,34 @@ PG_SIGN_MANY = text(
                     CAST(:ip_hash AS text[]), CAST(:email_domain AS text[])) AS r
         ON CONFLICT (petition_id, email_normalised) DO NOTHING
         RETURNING id, petition_id, email_normalised, email, status
-    ), queued AS (
-        INSERT INTO outbox_message (kind, payload, dedup_key, recipient, status, attempts,
-                                    next_attempt_at, created_at)
-        SELECT 'signature_confirmation', json_build_object('signature_id', id),
-               'signature-confirmation:' || id || ':' || '1', email, 'pending', 0, :now, :now
-        FROM new WHERE status = 'pending'
-        ON CONFLICT DO NOTHING
+        """
     )
-    SELECT id, petition_id, email_normalised FROM new
-    """
+    .columns(
+        column("id", Integer),
+        column("petition_id", Integer),
+        column("email_normalised", String),
+        column("email", String),
+        column("status", String),
+    )
+    .cte("new")
 )
+_PG_NOW = bindparam("now", type_=UTCDateTime())
+_PG_CONFIRMATIONS = outbox.queue_statement(
+    sql_select(
+        literal("signature_confirmation", String),
+        func.json_build_object(literal_column("'signature_id'"), _PG_NEW_SIGNATURES.c.id),
+        outbox.confirmation_key(_PG_NEW_SIGNATURES.c.id, 1),
+        _PG_NEW_SIGNATURES.c.email,
+        _PG_NOW,
+        _PG_NOW,
+    ).where(_PG_NEW_SIGNATURES.c.status == SignatureStatus.pending.value),
+    dialect="postgresql",
+).cte("queued")
+PG_SIGN_MANY = sql_select(
+    _PG_NEW_SIGNATURES.c.id,
+    _PG_NEW_SIGNATURES.c.petition_id,
+    _PG_NEW_SIGNATURES.c.email_normalised,
+).add_cte(_PG_CONFIRMATIONS)
 PG_COLUMNS = (
     "petition_id",
     "name",
@@ -211,22 +239,22 @@ def _signed_again(
             .returning(col(Signature.confirmation_sends))
         ).scalar_one_or_none()
         if sends is not None:
-            email_service.enqueue(
+            outbox.enqueue(
                 session,
                 kind="signature_confirmation",
                 payload={"signature_id": existing.id},
-                dedup_key=f"signature-confirmation:{existing.id}:{sends}",
+                dedup_key=outbox.confirmation_key(existing.id, sends),
                 recipient=existing.email,
             )
         return
     # Already confirmed: tell the signer, at most once a day, so the form cannot be used to
     # flood someone's inbox.
     day = utcnow().strftime("%Y-%m-%d")
-    email_service.enqueue(
+    outbox.enqueue(
         session,
         kind="signature_already_signed",
         payload={"signature_id": existing.id},
-        dedup_key=f"signature-already-signed:{existing.id}:{day}",
+        dedup_key=outbox.already_signed_key(existing.id, day),
         recipient=existing.email,
     )
 
