@@ -100,7 +100,8 @@ async def _run_worker(*, once: bool) -> None:
     from app.core.db import make_engine
     from app.core.process import tune_garbage_collection
     from app.email import devmailbox
-    from app.email.worker import OutboxWorker, mail_config
+    from app.email.smtp import mail_config
+    from app.email.worker import OutboxWorker
 
     settings = get_settings()
     sink = None

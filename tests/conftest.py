@@ -36,7 +36,8 @@ from app.core import migrations
 from app.core.config import Settings
 from app.core.db import make_engine, normalise_url
 from app.email.devmailbox import free_port
-from app.email.worker import OutboxWorker, mail_config
+from app.email.smtp import mail_config
+from app.email.worker import OutboxWorker
 from app.main import create_app
 from app.models import metadata
 from tests.fake_stripe import FakeStripe

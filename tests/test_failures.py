@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from app.email import service as email_service
+from app.email import outbox
 from app.email.devmailbox import free_port
 from app.email.models import OutboxMessage, OutboxStatus
 from app.signatures.models import Signature, SignatureStatus
@@ -73,7 +73,7 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_everything(
         ],
     )
     for signature in session.exec(select(Signature)).all():
-        email_service.enqueue(
+        outbox.enqueue(
             session,
             kind="signature_confirmation",
             payload={"signature_id": signature.id},

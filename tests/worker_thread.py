@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.core.config import Settings
-from app.email.worker import OutboxWorker, mail_config
+from app.email.smtp import mail_config
+from app.email.worker import OutboxWorker
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import FieldError, ProblemError
-from app.email import service as email_service
+from app.email import outbox
 from app.petitions.models import Petition
 from app.signatures.models import Signature, SignatureStatus
 from app.signatures.validation import normalise_email
@@ -385,11 +385,11 @@ def release(
         .execution_options(synchronize_session=False)
     ).all()
     for signature_id, email in released:
-        email_service.enqueue(
+        outbox.enqueue(
             session,
             kind="signature_confirmation",
             payload={"signature_id": signature_id},
-            dedup_key=f"signature-confirmation:{signature_id}:released",
+            dedup_key=outbox.confirmation_key(signature_id, "released"),
             recipient=email,
         )
     return len(released)

@@ -19,8 +19,7 @@ from app.campaigns.models import (
     CampaignUpdate,
 )
 from app.core.errors import FieldError, ProblemError
-from app.email import service as email_service
-from app.email.models import OutboxMessage
+from app.email import outbox
 from app.petitions.models import Petition
 
 
@@ -269,14 +268,10 @@ def check_milestones(session: Session, *, petition: Petition, count: int) -> int
     }
     if not keys:
         return None
-    queued = set(
-        session.exec(
-            select(OutboxMessage.dedup_key).where(col(OutboxMessage.dedup_key).in_(list(keys)))
-        )
-    )
+    queued = outbox.queued_keys(session, list(keys))
     for key, user in keys.items():
         if key not in queued:
-            email_service.enqueue(
+            outbox.enqueue(
                 session,
                 kind="petition_milestone",
                 payload={

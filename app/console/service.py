@@ -19,8 +19,8 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import ProblemError
 from app.core.i18n import country_names
-from app.email import service as email_service
-from app.email.service import QueueState
+from app.email import outbox
+from app.email.outbox import QueueState
 from app.petitions import service as petition_service
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
@@ -127,7 +127,7 @@ def dashboard(
         )
         for c in campaigns
     ]
-    return Dashboard(campaigns=lines, queue=email_service.queue_state(session, now=now))
+    return Dashboard(campaigns=lines, queue=outbox.queue_state(session, now=now))
 
 
 # --- a petition -----------------------------------------------------------------------------------

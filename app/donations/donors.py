@@ -34,7 +34,7 @@ from app.donations.models import (
     DonationStatus,
 )
 from app.donations.service import stripe_client
-from app.email import service as email_service
+from app.email import outbox
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def anonymise_ended(
             keys = session.exec(
                 select(DonationPayment.stripe_key).where(col(DonationPayment.donation_id).in_(ids))
             ).all()
-            email_service.forget_recipients(
+            outbox.forget_recipients(
                 session, kind="donation_receipt", payload_field="payment", values=list(keys)
             )
         if not ids:

@@ -52,7 +52,7 @@ from app.donations.stripe_shapes import (
     PaymentIntent,
     Subscription,
 )
-from app.email import service as email_service
+from app.email import outbox
 from app.signatures import service as signature_service
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def _record_payment(
     if payment_intent and payment_intent != key:
         _fold_early_refund(session, key=key, payment_intent=payment_intent)
     if donation is not None and paid_at is not None:
-        email_service.enqueue(
+        outbox.enqueue(
             session,
             kind="donation_receipt",
             payload={"payment": key},

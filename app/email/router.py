@@ -11,7 +11,7 @@ from app.auth import service as auth_service
 from app.core.deps import CurrentUser, SessionDep
 from app.core.errors import Problem
 from app.core.http import json_response
-from app.email import service as email_service
+from app.email import outbox as outbox_service
 from app.email.models import OutboxPage, OutboxStatus
 from app.petitions.models import DB_INT_MAX
 
@@ -30,5 +30,5 @@ def outbox(
     """Admins: the outbox's messages, oldest first, with their attempts and the reason the
     last one failed; `status=failed` lists those given up on."""
     auth_service.require_admin(user)  # every campaign's mail, and its recipients
-    entries, next_after = email_service.messages(session, status=status, after=after, limit=limit)
+    entries, next_after = outbox_service.messages(session, status=status, after=after, limit=limit)
     return json_response(OutboxPage(data=entries, next_after=next_after))

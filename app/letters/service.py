@@ -32,8 +32,8 @@ from app.core.errors import FieldError, ProblemError
 from app.core.i18n import country_name as _country_name
 from app.core.spreadsheet import UTF8_BOM, as_text
 from app.core.tokens import make_token, read_link
-from app.email import service as email_service
-from app.email.models import OutboxMessage, OutboxStatus
+from app.email import outbox
+from app.email.models import OutboxStatus
 from app.exports.service import iso_utc, neutralise
 from app.letters import defaults, engine
 from app.letters.models import (
@@ -538,7 +538,7 @@ def submit(
     if suspect:  # no e-mail, but the answer a person would get: bots learn nothing
         logger.info("letter %s held as suspect", letter.id)
     elif recent < settings.MAX_CONFIRMATION_SENDS:
-        email_service.enqueue(
+        outbox.enqueue(
             session,
             kind="letter_confirmation",
             payload={"letter_id": letter.id, "locale": locale},
@@ -729,7 +729,7 @@ def schedule(
         )
     else:
         _set_state(session, delivery, DeliveryState.queued, None)
-    delivery.outbox_id = email_service.enqueue(
+    delivery.outbox_id = outbox.enqueue(
         session,
         kind="letter",
         payload={"delivery_id": delivery.id},
@@ -803,10 +803,11 @@ def _audit(session: Session, actor: User, delivery: LetterDelivery, action: str)
 # --- the delivery log -------------------------------------------------------------------------
 
 # The outbox knows best once it has sent, given up on or cancelled the e-mail.
+OUTCOME = outbox.outcomes()
 STATE = case(
-    (col(OutboxMessage.status) == OutboxStatus.sent, literal(DeliveryState.sent.value)),
-    (col(OutboxMessage.status) == OutboxStatus.failed, literal(DeliveryState.failed.value)),
-    (col(OutboxMessage.status) == OutboxStatus.cancelled, literal(DeliveryState.cancelled.value)),
+    (OUTCOME.c.status == OutboxStatus.sent, literal(DeliveryState.sent.value)),
+    (OUTCOME.c.status == OutboxStatus.failed, literal(DeliveryState.failed.value)),
+    (OUTCOME.c.status == OutboxStatus.cancelled, literal(DeliveryState.cancelled.value)),
     else_=col(LetterDelivery.state),
 )
 
@@ -817,13 +818,13 @@ def _log_query() -> Any:
             LetterDelivery,
             col(Target.key),
             STATE.label("state"),
-            col(OutboxMessage.last_error),
-            col(OutboxMessage.attempts),
-            col(OutboxMessage.sent_at),
+            OUTCOME.c.last_error,
+            OUTCOME.c.attempts,
+            OUTCOME.c.sent_at,
             col(PetitionDelivery.number),
         )
         .join(Target, col(Target.id) == col(LetterDelivery.target_id))
-        .outerjoin(OutboxMessage, col(OutboxMessage.id) == col(LetterDelivery.outbox_id))
+        .outerjoin(OUTCOME, OUTCOME.c.id == col(LetterDelivery.outbox_id))
         .outerjoin(
             PetitionDelivery,
             col(PetitionDelivery.id) == col(LetterDelivery.petition_delivery_id),

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, Engine, String, case, cast, func, literal, update
+from sqlalchemy import Engine, String, cast, func, literal, update
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -28,7 +28,8 @@ from app.core.errors import ProblemError
 from app.core.tokens import make_token, read_link
 from app.donations import donors
 from app.donations.models import DonationData
-from app.email.models import OutboxMessage, OutboxStatus, Suppression
+from app.email import outbox
+from app.email.models import Suppression
 from app.letters import service as letter_service
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
@@ -268,20 +269,11 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
     letters: list[LetterData] = []
     donations: list[DonationData] = []
     if signature.email:  # anonymised signatures have no address, and their messages none either
-        rows = session.execute(
-            select(
-                col(OutboxMessage.kind),
-                col(OutboxMessage.status),
-                col(OutboxMessage.created_at),
-                col(OutboxMessage.sent_at),
-            )
-            .where(col(OutboxMessage.recipient) == signature.email)
-            .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
-            .limit(1000)
-        )
         messages = [
-            MessageData(kind=kind, status=str(status), created_at=created_at, sent_at=sent_at)
-            for kind, status, created_at, sent_at in rows
+            MessageData(
+                kind=sent.kind, status=sent.status, created_at=sent.created_at, sent_at=sent.sent_at
+            )
+            for sent in outbox.messages_to(session, recipient=signature.email, limit=1000)
         ]
         letters = [
             LetterData(
@@ -499,43 +491,22 @@ def _clear_outbox(engine: Engine, *, window: int) -> int:
     not with the number of signatures, and a later run finishes what an interrupted one left.
     """
     with session_scope(engine) as session:
-        low, high = session.execute(
-            select(func.min(col(OutboxMessage.id)), func.max(col(OutboxMessage.id)))
-        ).one()
-    if low is None or high is None:
+        span = outbox.id_span(session)
+    if span is None:
         return 0
+    low, high = span
     about_anonymised = (
         select(col(Signature.id))
         .where(
-            col(Signature.id)
-            == cast(OutboxMessage.payload["signature_id"].as_string(), BigInteger),
+            col(Signature.id) == outbox.payload_int("signature_id"),
             col(Signature.anonymised_at).is_not(None),
         )
         .exists()
     )
     cleared = 0
-    for start in range(int(low), int(high) + 1, window):
+    for start in range(low, high + 1, window):
         with session_scope(engine) as session:
-            result = session.execute(
-                update(OutboxMessage)
-                .where(
-                    col(OutboxMessage.id) >= start,
-                    col(OutboxMessage.id) < start + window,
-                    col(OutboxMessage.recipient).is_not(None),
-                    about_anonymised,
-                )
-                .values(
-                    recipient=None,
-                    status=case(
-                        (
-                            col(OutboxMessage.status) == OutboxStatus.pending,
-                            literal(OutboxStatus.cancelled.value, String),
-                        ),
-                        else_=col(OutboxMessage.status),
-                    ),
-                )
-                .returning(col(OutboxMessage.id))
-                .execution_options(synchronize_session=False)
+            cleared += outbox.forget_recipients_where(
+                session, about_anonymised, ids=range(start, start + window)
             )
-            cleared += len(result.scalars().all())
     return cleared

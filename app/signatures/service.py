@@ -7,17 +7,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, text, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    column,
+    func,
+    literal,
+    literal_column,
+    text,
+    update,
+)
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core.config import Settings
-from app.core.db import dialect_insert, utcnow
+from app.core.db import UTCDateTime, dialect_insert, utcnow
 from app.core.errors import ProblemError
 from app.core.tokens import make_token, read_link
-from app.email import service as email_service
+from app.email import outbox
 from app.petitions.models import CountryCount, Petition
 from app.signatures.models import (
     Signature,
@@ -167,7 +180,7 @@ def _record(
         ).returning(table.c.id, table.c.email, table.c.status, table.c.confirmation_sends),
         rows,
     ).all()
-    email_service.enqueue_many(
+    outbox.enqueue_many(
         session,
         [
             job
@@ -183,23 +196,24 @@ def _mail_job(id_: int, email: str, status: str, sends: int, day: str) -> dict[s
         return {
             "kind": "signature_confirmation",
             "payload": {"signature_id": id_},
-            "dedup_key": f"signature-confirmation:{id_}:{sends}",
+            "dedup_key": outbox.confirmation_key(id_, sends),
             "recipient": email,
         }
     if status in (SignatureStatus.confirmed, SignatureStatus.withdrawn):
         return {
             "kind": "signature_already_signed",
             "payload": {"signature_id": id_},
-            "dedup_key": f"signature-already-signed:{id_}:{day}",
+            "dedup_key": outbox.already_signed_key(id_, day),
             "recipient": email,
         }
     return None  # held or invalidated: no e-mail, and the same answer as always
 
 
-# PostgreSQL: _record in one statement. The outbox rows are the same as enqueue_many would write.
-PG_SIGN_MANY = text(
-    """
-    WITH recorded AS (
+# PostgreSQL: _record in one statement (a data-modifying CTE): the batch's signatures from one
+# array per column, then each returned row's e-mail through the outbox's own INSERT ... SELECT.
+_PG_RECORDED = (
+    text(
+        """
         INSERT INTO signature AS s (petition_id, name, email, email_normalised, country,
                                     postcode, consent_updates, locale, status, held_reason,
                                     ip_hash, email_domain, created_at, confirmation_sends)
@@ -215,20 +229,48 @@ PG_SIGN_MANY = text(
             WHEN s.status = 'pending' AND s.confirmation_sends < :max_sends
             THEN s.confirmation_sends + 1 ELSE s.confirmation_sends END
         RETURNING s.id, s.email, s.status, s.confirmation_sends
+        """
     )
-    INSERT INTO outbox_message (kind, payload, dedup_key, recipient, status, attempts,
-                                next_attempt_at, created_at)
-    SELECT CASE WHEN status = 'pending' THEN 'signature_confirmation'
-                ELSE 'signature_already_signed' END,
-           json_build_object('signature_id', id),
-           CASE WHEN status = 'pending'
-                THEN 'signature-confirmation:' || id || ':' || confirmation_sends
-                ELSE 'signature-already-signed:' || id || ':' || CAST(:day AS text) END,
-           email, 'pending', 0, :now, :now
-    FROM recorded WHERE status IN ('pending', 'confirmed', 'withdrawn')
-    ON CONFLICT DO NOTHING
-    """
+    .columns(
+        column("id", Integer),
+        column("email", String),
+        column("status", String),
+        column("confirmation_sends", Integer),
+    )
+    .cte("recorded")
 )
+_PG_NOW = bindparam("now", type_=UTCDateTime())
+_PG_PENDING = _PG_RECORDED.c.status == SignatureStatus.pending.value
+_PG_MAIL = outbox.queue_statement(
+    sql_select(
+        case(
+            (_PG_PENDING, literal("signature_confirmation", String)),
+            else_=literal("signature_already_signed", String),
+        ),
+        func.json_build_object(literal_column("'signature_id'"), _PG_RECORDED.c.id),
+        case(
+            (
+                _PG_PENDING,
+                outbox.confirmation_key(_PG_RECORDED.c.id, _PG_RECORDED.c.confirmation_sends),
+            ),
+            else_=outbox.already_signed_key(_PG_RECORDED.c.id, bindparam("day", type_=String)),
+        ),
+        _PG_RECORDED.c.email,
+        _PG_NOW,
+        _PG_NOW,
+    ).where(
+        _PG_RECORDED.c.status.in_(
+            [
+                SignatureStatus.pending.value,
+                SignatureStatus.confirmed.value,
+                SignatureStatus.withdrawn.value,
+            ]
+        )
+    ),
+    dialect="postgresql",
+).cte("queued")
+# The statement's top level reads nothing: both CTEs write, and PostgreSQL runs each once.
+PG_SIGN_MANY: Select[tuple[Any]] = sql_select(literal_column("1")).add_cte(_PG_MAIL)
 PG_COLUMNS = (
     "petition_id",
     "name",

@@ -19,14 +19,12 @@ from sqlalchemy import (
     Integer,
     Interval,
     String,
-    cast,
     exists,
     func,
     literal,
     literal_column,
     update,
 )
-from sqlalchemy import insert as sql_insert
 from sqlalchemy import select as sql_select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -38,8 +36,9 @@ from app.core.db import UTCDateTime, utcnow
 from app.core.errors import FieldError, ProblemError
 from app.core.i18n import SUPPORTED_LOCALES
 from app.core.tokens import make_token, read_link
+from app.email import outbox
 from app.email import service as email_service
-from app.email.models import OutboxMessage, OutboxStatus, Suppression, SuppressionReason
+from app.email.models import Suppression, SuppressionReason
 from app.petitions.models import Petition
 from app.signatures.models import Signature, SignatureStatus
 from app.updates.models import PetitionUpdate, UpdateCreate, UpdateSent
@@ -149,17 +148,9 @@ def _schedule_start(session: Session, *, now: datetime, rate: int) -> datetime:
     Only messages not tried yet make the schedule; one waiting to retry after an SMTP error
     does not hold the next update back.
     """
-    last = session.exec(
-        select(func.max(OutboxMessage.next_attempt_at)).where(
-            OutboxMessage.status == OutboxStatus.pending,
-            OutboxMessage.kind == KIND,
-            OutboxMessage.attempts == 0,
-        )
-    ).one()
+    last = outbox.last_untried_due(session, kind=KIND)
     if last is None:
         return now
-    if last.tzinfo is None:  # an aggregate comes back as the driver's value
-        last = datetime.fromisoformat(str(last)).replace(tzinfo=UTC)
     return max(now, last + timedelta(microseconds=MICROSECONDS_PER_MINUTE // rate))
 
 
@@ -192,11 +183,9 @@ def send(
     rows = sql_select(
         literal_column(f"'{KIND}'", type_=String()),
         payload,
-        literal_column(f"'update:{update_id}:'", type_=String()) + cast(col(Signature.id), String),
-        literal_column(f"'{OutboxStatus.pending.value}'", type_=String()),
-        literal_column("0", type_=Integer()),
-        _due_at(session, start, _offset_us(start, position, rate)),
+        outbox.dedup_key_sql("update", update_id, col(Signature.id)),
         col(Signature.email),
+        _due_at(session, start, _offset_us(start, position, rate)),
         literal(now, UTCDateTime()),
     ).where(
         col(Signature.petition_id) == petition.id,
@@ -205,25 +194,7 @@ def send(
         col(Signature.anonymised_at).is_(None),
         ~exists().where(col(Suppression.email_normalised) == col(Signature.email_normalised)),
     )
-    queue = (
-        sql_insert(OutboxMessage)
-        .from_select(
-            [
-                "kind",
-                "payload",
-                "dedup_key",
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "recipient",
-                "created_at",
-            ],
-            rows,
-        )
-        # psycopg reports the rows an INSERT ... SELECT wrote only when asked to keep it.
-        .execution_options(preserve_rowcount=True)
-    )
-    recipients = int(session.execute(queue).rowcount)  # type: ignore[attr-defined]
+    recipients = outbox.enqueue_from_query(session, rows)
 
     record.recipients = recipients
     session.flush()

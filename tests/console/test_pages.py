@@ -19,7 +19,7 @@ from app.auth.models import User
 from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.email import service as email_service
+from app.email import outbox
 from app.email.models import OutboxMessage, OutboxStatus
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
@@ -261,7 +261,7 @@ def test_the_dashboard_shows_the_mail_queue(
     client: TestClient, session: Session, admin: Account
 ) -> None:
     for n in range(3):
-        email_service.enqueue(session, kind="test", payload={"n": n}, recipient="a@example.org")
+        outbox.enqueue(session, kind="test", payload={"n": n}, recipient="a@example.org")
     session.commit()
     long_ago = utcnow() - timedelta(hours=2)
     first = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).first()
@@ -288,12 +288,12 @@ def test_the_dashboard_shows_the_mail_queue(
 
 def test_the_mail_queue_counts_stop_at_their_cap(session: Session) -> None:
     for n in range(5):
-        email_service.enqueue(session, kind="test", payload={"n": n})
+        outbox.enqueue(session, kind="test", payload={"n": n})
     session.commit()
-    state = email_service.queue_state(session, cap=3)
+    state = outbox.queue_state(session, cap=3)
     assert (state.pending, state.failed, state.cap) == (3, 0, 3)
     assert state.waiting_since is not None
-    later = email_service.queue_state(session, now=utcnow() - timedelta(hours=1))
+    later = outbox.queue_state(session, now=utcnow() - timedelta(hours=1))
     assert later.pending == 5
     assert later.waiting_since is None  # nothing was due an hour ago
 
@@ -322,7 +322,7 @@ def test_the_mail_queue_state_reads_indexes_not_the_outbox(
                 ran.append((statement, parameters))
 
         event.listen(connection, "before_cursor_execute", remember)
-        state = email_service.queue_state(reading)
+        state = outbox.queue_state(reading)
         event.remove(connection, "before_cursor_execute", remember)
         assert (state.pending, state.failed) == (10, 3)
         # Seq scans cost too much to choose while an index can answer: the plan shows whether

@@ -13,8 +13,9 @@ from email.policy import compat32
 import pytest
 
 from app.core.config import Settings
+from app.email.mime import MimeBuilder, UnsafeHeader, flatten
 from app.email.service import Attachment, EmailMessage
-from app.email.worker import Claimed, OutboxWorker, UnsafeHeader, flatten, mail_config
+from app.email.smtp import mail_config
 
 HTML = "<p>Thank you, {name}.</p>\n<p><a href='https://example.org/c/abc'>Confirm</a></p>\n"
 TEXT = "Thank you, {name}.\n\nConfirm: https://example.org/c/abc\r\nFrom the campaign team\n"
@@ -62,9 +63,8 @@ def reference(message: Message) -> bytes:
 
 
 def built(settings: Settings, message: EmailMessage) -> Message:
-    worker = OutboxWorker(settings, engine=None, config=mail_config(settings, server="", port=25))  # type: ignore[arg-type]
-    claim = Claimed(id=7, kind="test", payload={}, attempts=1)
-    return asyncio.run(worker.build(claim, message)).mime  # type: ignore[no-any-return]
+    builder = MimeBuilder(settings, mail_config(settings, server="", port=25))
+    return asyncio.run(builder.build(7, message))
 
 
 @pytest.mark.parametrize("name", MESSAGES)

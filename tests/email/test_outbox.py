@@ -13,11 +13,12 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.email import service as email_service
+from app.email import outbox
 from app.email.devmailbox import free_port
 from app.email.models import OutboxMessage, OutboxStatus
 from app.email.service import EmailMessage, renderer
-from app.email.worker import OutboxWorker, mail_config
+from app.email.smtp import mail_config
+from app.email.worker import OutboxWorker
 from app.signatures.models import Signature
 from tests.conftest import Mailbox
 from tests.factories import make_petition, signer
@@ -33,7 +34,7 @@ def _render_note(session: Session, payload: dict[str, Any], settings: Settings) 
 
 def queue_notes(session: Session, count: int) -> None:
     for n in range(count):
-        email_service.enqueue(session, kind="test_note", payload={"n": n}, dedup_key=f"note:{n}")
+        outbox.enqueue(session, kind="test_note", payload={"n": n}, dedup_key=f"note:{n}")
     session.commit()
 
 
@@ -78,8 +79,8 @@ def test_each_message_is_sent_once_with_a_stable_message_id(
 
 
 def test_dedup_key_queues_a_message_once(session: Session) -> None:
-    assert email_service.enqueue(session, kind="test_note", payload={"n": 1}, dedup_key="k")
-    assert not email_service.enqueue(session, kind="test_note", payload={"n": 1}, dedup_key="k")
+    assert outbox.enqueue(session, kind="test_note", payload={"n": 1}, dedup_key="k")
+    assert not outbox.enqueue(session, kind="test_note", payload={"n": 1}, dedup_key="k")
     session.commit()
     assert len(session.exec(select(OutboxMessage)).all()) == 1
 
@@ -207,7 +208,7 @@ def test_a_message_whose_subject_disappeared_is_cancelled(
 def test_a_job_that_cannot_be_rendered_is_kept_for_retry(
     session: Session, settings: Settings, engine: Engine, kind: str
 ) -> None:
-    email_service.enqueue(session, kind=kind, payload={})
+    outbox.enqueue(session, kind=kind, payload={})
     session.commit()
     asyncio.run(make_worker(settings, engine).drain(max_batches=1))
     [row] = session.exec(select(OutboxMessage)).all()
@@ -248,8 +249,10 @@ def test_a_claim_reads_its_batch_off_the_pending_index_without_sorting_the_queue
     )
     worker = make_worker(settings, engine)
     with Session(engine) as planning:
-        worker.plan_claims_in_index_order(planning)
-        claim = worker.claim_statement(200).compile(dialect=engine.dialect)
+        outbox.plan_claims_in_index_order(planning)
+        claim = outbox.claim_statement(
+            worker=worker.name, limit=200, lease_seconds=settings.OUTBOX_LEASE_SECONDS
+        ).compile(dialect=engine.dialect)
         plan = "\n".join(
             row[0]
             for row in planning.connection().exec_driver_sql(f"EXPLAIN {claim}", claim.params)

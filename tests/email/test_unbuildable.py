@@ -12,10 +12,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app.core.config import Settings
-from app.email import service as email_service
+from app.email import mime, outbox
 from app.email.models import OutboxMessage, OutboxStatus
 from app.email.service import EmailMessage, renderer
-from app.email.worker import OutboxWorker, mail_config
+from app.email.smtp import mail_config
+from app.email.worker import OutboxWorker
 from tests.conftest import Account, Mailbox
 from tests.worker_thread import worker_running
 
@@ -44,7 +45,7 @@ def _render_addressed(
 
 
 def queue(session: Session, to: str, **payload: Any) -> int:
-    new_id = email_service.enqueue(
+    new_id = outbox.enqueue(
         session, kind="test_addressed", payload={"to": to, **payload}, recipient=to
     )
     assert new_id is not None
@@ -178,20 +179,18 @@ def test_admins_see_failed_messages_with_their_reasons(
 def test_an_unexpected_error_writing_one_message_does_not_stop_its_lane(
     session: Session, settings: Settings, engine: Engine, smtp: Mailbox, monkeypatch: Any
 ) -> None:
-    from app.email import worker as worker_module
-
     unlucky = queue(session, "unlucky@example.org")
     for n in range(3):
         queue(session, f"reader{n}@example.org")
     session.commit()
-    flatten = worker_module.flatten
+    flatten = mime.flatten
 
     def flaky_flatten(mime: Any) -> bytes:
         if "unlucky@" in str(mime["To"]):
             raise RuntimeError("the writer tripped")
         return flatten(mime)
 
-    monkeypatch.setattr(worker_module, "flatten", flaky_flatten)
+    monkeypatch.setattr(mime, "flatten", flaky_flatten)
     worker = OutboxWorker(
         settings.model_copy(update={"WORKER_CONCURRENCY": 1}),
         engine,

@@ -1,0 +1,103 @@
+"""Talking to the SMTP server: fastapi-mail's connection settings, connections kept open
+between batches, sending one message, and reading the server's refusals."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiosmtplib
+from fastapi_mail import ConnectionConfig
+from fastapi_mail.connection import Connection
+
+from app.core.config import Settings
+from app.email import mime
+
+# A connection left open longer than this is closed rather than reused (servers drop idle
+# clients, and a stale connection would fail a lane).
+IDLE_REUSE_SECONDS = 5.0
+
+
+def mail_config(settings: Settings, *, server: str, port: int) -> ConnectionConfig:
+    """fastapi-mail's settings for the SMTP server at `server`:`port`, from ours."""
+    return ConnectionConfig(
+        MAIL_SERVER=server,
+        MAIL_PORT=port,
+        MAIL_FROM=settings.MAIL_FROM,
+        MAIL_FROM_NAME=settings.MAIL_FROM_NAME,
+        MAIL_USERNAME=settings.MAIL_USERNAME,
+        MAIL_PASSWORD=settings.MAIL_PASSWORD,
+        MAIL_STARTTLS=settings.MAIL_STARTTLS,
+        MAIL_SSL_TLS=settings.MAIL_SSL_TLS,
+        USE_CREDENTIALS=bool(settings.MAIL_USERNAME),
+        TIMEOUT=settings.MAIL_TIMEOUT,
+    )
+
+
+def is_permanent(error: BaseException) -> bool:
+    """An SMTP 5xx reply for this message: retrying will not help (a hard bounce)."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return all(500 <= r.code < 600 for r in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return 500 <= error.code < 600
+    return False
+
+
+def is_bounce(error: BaseException) -> bool:
+    """A permanent refusal that concerns the recipient (a hard bounce): not one about our sender
+    address, nor 552 (the message is too big: that says nothing about the mailbox)."""
+    if isinstance(error, aiosmtplib.SMTPSenderRefused):
+        return False
+    if isinstance(error, aiosmtplib.SMTPResponseException) and error.code == 552:
+        return False
+    return is_permanent(error)
+
+
+class SmtpConnections:
+    """A worker's SMTP connections: each lane takes one, and gives it back for the next
+    batch's lanes when it is still sound."""
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        self.config = config
+        # Connections left open by lanes, with when: reused by the next batch's lanes.
+        self._idle: list[tuple[Connection, float]] = []
+
+    async def connect(self) -> tuple[Connection, bool]:
+        """An SMTP connection: one left open by a previous lane if it is recent, else a new
+        one. -> (connection, reused)"""
+        while self._idle:
+            connection, since = self._idle.pop()
+            if time.monotonic() - since < IDLE_REUSE_SECONDS and connection.session.is_connected:
+                return connection, True
+            await self.close(connection)
+        connection = Connection(self.config)
+        await connection.__aenter__()
+        return connection, False
+
+    def keep(self, connection: Connection) -> None:
+        """Keep a sound connection open for the next lane."""
+        self._idle.append((connection, time.monotonic()))
+
+    @staticmethod
+    async def close(connection: Connection) -> None:
+        """Say goodbye (QUIT), or just hang up when the server is away."""
+        try:
+            await connection.session.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            connection.session.close()
+
+    async def close_idle(self) -> None:
+        """Close the connections kept open (when the queue is empty, and on stop)."""
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            await self.close(connection)
+
+
+async def send(connection: Connection, *, sender: str, recipient: str, message: Any) -> None:
+    """Send one MIME message over `connection`; aiosmtplib's errors tell what the server
+    said."""
+    if recipient.isascii():
+        data = mime.flatten(message)  # before a word to the server: it may refuse
+        await connection.session.sendmail(sender, [recipient], data)
+    else:  # needs SMTPUTF8: let aiosmtplib negotiate it
+        await connection.session.send_message(message, recipients=[recipient])
