@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -74,13 +74,24 @@ def serve(
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        proxy_headers=True,
-        log_level=get_settings().LOG_LEVEL.lower(),
+        **server_options(host=host, port=port, workers=workers, reload=reload),
     )
+
+
+def server_options(*, host: str, port: int, workers: int, reload: bool = False) -> dict[str, Any]:
+    """How `chorus serve` runs uvicorn; the benchmark's floor (bench/floor.py) runs the same.
+
+    Client addresses come from X-Forwarded-For when the connection is from a trusted proxy
+    (uvicorn's FORWARDED_ALLOW_IPS, loopback by default): the abuse controls need the real one.
+    """
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "reload": reload,
+        "proxy_headers": True,
+        "log_level": get_settings().LOG_LEVEL.lower(),
+    }
 
 
 @cli.command()
