@@ -11,10 +11,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import api_router, page_router
+from app.core import cache, metrics
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.errors import ProblemError, document_problems, install_problem_handlers
@@ -22,6 +24,7 @@ from app.core.http import CachedReads
 from app.core.logging import configure_logging
 from app.core.process import tune_garbage_collection
 from app.core.templating import page_templates
+from app.email import service as email_service
 from app.signatures.batch import SigningBatcher
 from app.signatures.fastpath import FastSigning
 
@@ -115,12 +118,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FastSigning)
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(metrics.RequestTimer)  # outermost: times everything inside
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> JSONResponse:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page(request: Request) -> Response:
+        metrics.check_scraper(request, settings)
+
+        def gauges() -> list[metrics.Gauge]:
+            with Session(engine) as session:
+                return email_service.outbox_gauges(session)
+
+        # Several scrapers (or processes) in one moment read the database once.
+        return metrics.metrics_response(
+            cache.cached(("metrics-gauges",), settings.CACHE_SECONDS, gauges)
+        )
 
     app.include_router(api_router)
     app.include_router(page_router)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # abuse lists before reading them again (0: never).
     CACHE_SECONDS: float = Field(default=1.0, ge=0, le=60)
     DATABASE_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    # /metrics needs this bearer token; without one it exists only in development.
+    METRICS_TOKEN: SecretStr = SecretStr("")
 
     # fastapi-mail's own names. Without MAIL_SERVER (development only) the worker delivers to a
     # local dev mailbox (an SMTP sink writing to DEV_MAILBOX_DIR) that /dev/mailbox lists.
@@ -50,6 +52,8 @@ class Settings(BaseSettings):
     OUTBOX_MAX_ATTEMPTS: int = Field(default=30, ge=1)
     OUTBOX_RETRY_BASE_SECONDS: float = Field(default=30.0, gt=0)
     OUTBOX_LEASE_SECONDS: int = Field(default=300, ge=5)
+    # `chorus worker --health-port`: unhealthy after this long without progress.
+    WORKER_HEALTH_MAX_SECONDS: float = Field(default=120.0, gt=0)
 
     # Signing.
     CONFIRMATION_TOKEN_TTL_HOURS: int = Field(default=24 * 7, ge=1)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core import cache
+from app.core.metrics import ROUTE_KEY
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> JSONResponse:
@@ -100,6 +101,7 @@ class CachedReads:
             )
             found = cache.lookup(key)
             if found is not None and (found[1] or cache.refreshing(key)):
+                scope[ROUTE_KEY] = "(cached read)"
                 status, body, headers = found[0]
                 await send(
                     {

@@ -52,6 +52,14 @@ class OutboxMessage(SQLModel, table=True):
         ),
         # A signer's data download lists the messages sent to them.
         Index("ix_outbox_recipient", "recipient"),
+        # The failed messages, for /metrics to count at every scrape without reading the
+        # whole history of sent ones (partial: it holds only the few that failed).
+        Index(
+            "ix_outbox_failed",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
     )
 
     id: int | None = Field(

@@ -37,6 +37,7 @@ from sqlalchemy import Engine, Update, literal_column, or_, select, text, update
 from sqlmodel import Session, col
 
 import app.tasks  # noqa: F401  (registers every domain's renderers)
+from app.core import metrics
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.email import service as email_service
@@ -239,6 +240,8 @@ class OutboxWorker:
         # Messages the SMTP server accepted, waiting to be marked sent by the next group commit.
         self._sent: list[tuple[int, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        # Progress (a batch done, a message handled): `chorus worker --health-port` reads it.
+        self.heartbeat = metrics.Heartbeat(max_age=settings.WORKER_HEALTH_MAX_SECONDS)
 
     # --- database side (synchronous, each step its own short transaction) --------------------
 
@@ -380,6 +383,7 @@ class OutboxWorker:
                 .execution_options(synchronize_session=False)
             )
             session.commit()
+        metrics.MAILS_SENT.inc(result.rowcount)  # type: ignore[attr-defined]
         lost = len(message_ids) - result.rowcount  # type: ignore[attr-defined]
         if lost:
             log.warning("%d outbox messages: lease lost before they were marked sent", lost)
@@ -539,6 +543,7 @@ class OutboxWorker:
                 else:
                     await self.mark_sent(outgoing.claim)
                 processed += 1
+                self.heartbeat.beat()
             self._idle.append((connection, time.monotonic()))
         except (ConnectionErrors, aiosmtplib.SMTPException, OSError) as exc:
             if connection is not None:
@@ -591,6 +596,7 @@ class OutboxWorker:
         while not stop.is_set():
             try:
                 handled = await self.run_once()
+                self.heartbeat.beat()
             except Exception:
                 log.exception("outbox worker loop failed; retrying")
                 handled = 0

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
+from app.core import metrics
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.core.errors import ProblemError
@@ -118,11 +119,14 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
         ).all()
     new_ids = {(petition_id, email): id_ for id_, petition_id, email in inserted}
     confirmations = []
+    repeated = held_count = 0
     for request, check, held in zip(requests, checks, holds, strict=True):
         new_id = new_ids.pop((request.petition.id, check.email_normalised), None)
         if new_id is None:  # signed before (or twice in this batch)
+            repeated += 1
             _signed_again(session, request, check.email_normalised, settings=settings)
         elif held:
+            held_count += 1
             log.info("signature %s held: %s", new_id, held)
         elif not postgres:  # (on PostgreSQL the insert queued it already)
             confirmations.append(
@@ -134,6 +138,11 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
                 }
             )
     email_service.enqueue_many(session, confirmations)
+    metrics.after_commit(session, metrics.SIGNATURES_HELD, held_count)
+    metrics.after_commit(session, metrics.SIGNATURES_REPEATED, repeated)
+    metrics.after_commit(
+        session, metrics.SIGNATURES_ACCEPTED, len(requests) - repeated - held_count
+    )
 
 
 # PostgreSQL: the batch's signatures, from one array per column, and the confirmation e-mail of
@@ -291,6 +300,7 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             newly_confirmed = True
+            metrics.after_commit(session, metrics.CONFIRMATIONS)
             add_to_tallies(
                 session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=1
             )
