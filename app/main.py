@@ -67,7 +67,13 @@ class SecurityHeaders:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.LOG_LEVEL)
-    engine = make_engine(settings.DATABASE_URL)
+    engine = make_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE)
+    # Public reads (cached_read) may come from a replica; everything else from the primary.
+    read_engine = (
+        make_engine(settings.DATABASE_READ_URL, pool_size=settings.DATABASE_POOL_SIZE)
+        if settings.DATABASE_READ_URL
+        else engine
+    )
 
     signing = SigningBatcher(engine, settings)
 
@@ -78,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         signing.stop()
         engine.dispose()
+        read_engine.dispose()
 
     app = FastAPI(
         title="Chorus",
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.read_engine = read_engine
     app.state.signing = signing
     install_problem_handlers(app)
     document_problems(app)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # abuse lists before reading them again (0: never).
     CACHE_SECONDS: float = Field(default=1.0, ge=0, le=60)
     DATABASE_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    # A read replica for public reads (petition pages, petition JSON, the list); empty: none.
+    DATABASE_READ_URL: str = ""
     # /metrics needs this bearer token; without one it exists only in development.
     METRICS_TOKEN: SecretStr = SecretStr("")
 

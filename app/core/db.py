@@ -58,9 +58,18 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for `url`. PostgreSQL connections are not pinged before each use (that is a
     round trip per request): a connection found dead fails its request with a 503, and
-    SQLAlchemy then discards the whole pool, so the next requests get fresh connections."""
+    SQLAlchemy then discards the whole pool, so the next requests get fresh connections.
+
+    `?prepare_threshold=N` in a PostgreSQL URL sets psycopg's (`none`: never prepare), for a
+    PgBouncer in transaction mode that does not track prepared statements (README, "Scaling
+    out"); psycopg would otherwise take it for a connection parameter."""
     url = normalise_url(url)
     parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if "prepare_threshold" in parsed.query:
+        threshold = str(parsed.query["prepare_threshold"]).strip().lower()
+        connect_args["prepare_threshold"] = None if threshold == "none" else int(threshold)
+        parsed = parsed.difference_update_query(["prepare_threshold"])
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path
@@ -89,7 +98,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
 
 
 def dialect_insert(session: Session) -> Any:

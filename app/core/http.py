@@ -62,7 +62,8 @@ async def cached_read(
 ) -> Response:
     """cached_response for an async endpoint: a fresh copy is answered on the event loop,
     with no thread, session or connection; only a miss builds it (in the thread pool, with a
-    read-only session of its own). Public reads are most of a surge's requests."""
+    read-only session of its own, on the read replica when DATABASE_READ_URL names one).
+    Public reads are most of a surge's requests."""
     if ttl > 0:
         key = _cache_key(request)
         found = cache.lookup(key)
@@ -70,7 +71,7 @@ async def cached_read(
             return _from_cache(found[0])  # fresh, or being refreshed by another request
 
     def miss() -> Response:
-        with Session(request.app.state.engine, expire_on_commit=False) as session:
+        with Session(request.app.state.read_engine, expire_on_commit=False) as session:
             return cached_response(request, ttl, lambda: build(session))
 
     return await run_in_threadpool(miss)
