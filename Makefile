@@ -32,9 +32,11 @@ test: $(STAMP) lint
 	scripts/ensure-browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The benchmark (see README, "Performance"): needs PostgreSQL on 127.0.0.1:5432 and wrk.
+# The benchmark (see README, "Performance"): needs PostgreSQL on 127.0.0.1:5432 and wrk, and
+# about 12 minutes of an otherwise quiet machine. BENCH_ARGS=--quick for a short run.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from typing import Annotated
+import tempfile
+from typing import Annotated, Any
 
 import typer
 
@@ -72,31 +74,75 @@ def serve(
         )
         raise typer.Exit(2)
 
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        proxy_headers=True,
-        log_level=get_settings().LOG_LEVEL.lower(),
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several processes answer /metrics in turn: they share their counts through files
+        # here (prometheus-client's multiprocess mode), set before any of them starts.
+        metrics_dir = tempfile.mkdtemp(prefix="chorus-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            **server_options(host=host, port=port, workers=workers, reload=reload),
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def server_options(*, host: str, port: int, workers: int, reload: bool = False) -> dict[str, Any]:
+    """How `chorus serve` runs uvicorn; the benchmark's floor (bench/floor.py) runs the same.
+
+    Client addresses come from X-Forwarded-For when the connection is from a trusted proxy
+    (uvicorn's FORWARDED_ALLOW_IPS, loopback by default): the abuse controls need the real one.
+    """
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "reload": reload,
+        "proxy_headers": True,
+        "log_level": get_settings().LOG_LEVEL.lower(),
         # Chorus writes the access log itself (redacted, with request IDs: app/core/logging.py)
         # and uvicorn's own lines go through Chorus's handler (text or JSON, redacted).
-        access_log=False,
-        log_config=None,
-    )
+        "access_log": False,
+        "log_config": None,
+    }
 
 
 @cli.command()
 def worker(
     once: Annotated[bool, typer.Option(help="Send what is due now, then exit.")] = False,
+    health_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /healthz and /metrics on this port (no web server needed)."),
+    ] = None,
+    health_host: Annotated[str, typer.Option(help="Interface for --health-port.")] = "127.0.0.1",
 ) -> None:
     """Send queued e-mail from the outbox, with retries. Run as many as you like."""
-    asyncio.run(_run_worker(once=once))
+    asyncio.run(_run_worker(once=once, health_port=health_port, health_host=health_host))
 
 
-async def _run_worker(*, once: bool) -> None:
+@cli.command("worker-health")
+def worker_health(
+    port: Annotated[int, typer.Option(help="The worker's --health-port.")],
+    host: Annotated[str, typer.Option(help="The worker's --health-host.")] = "127.0.0.1",
+) -> None:
+    """Exit 0 when the worker on that health port is making progress, 1 otherwise."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 (plain http, ours)
+            typer.echo(answer.read().decode())
+    except (urllib.error.URLError, OSError) as exc:
+        typer.echo(f"worker unhealthy: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _run_worker(*, once: bool, health_port: int | None = None, health_host: str) -> None:
     from app.core.db import make_engine
     from app.core.process import tune_garbage_collection
     from app.email import devmailbox
@@ -116,6 +162,18 @@ async def _run_worker(*, once: bool) -> None:
         raise typer.Exit(2)
     engine = make_engine(settings.DATABASE_URL, pool_size=settings.WORKER_CONCURRENCY)
     outbox = OutboxWorker(settings, engine, mail_config(settings, server=server, port=port))
+    health = None
+    if health_port is not None:
+        from app.core import metrics
+        from app.core.db import session_scope
+        from app.email import outbox as outbox_queue
+
+        def gauges() -> list[metrics.Gauge]:
+            with session_scope(engine) as session:
+                return outbox_queue.outbox_gauges(session)
+
+        outbox.heartbeat.beat()  # (starting counts as progress)
+        health = metrics.serve_health(health_host, health_port, outbox.heartbeat, gauges)
     tune_garbage_collection()
     try:
         if once:
@@ -128,6 +186,8 @@ async def _run_worker(*, once: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         await outbox.run(stop)
     finally:
+        if health is not None:
+            health.shutdown()
         engine.dispose()
         if sink is not None:
             sink.stop()

@@ -6,14 +6,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import api_router, page_router
 from app.console.rendering import STATIC_DIR, STATIC_URL
+from app.core import cache, metrics
 from app.core.config import ROOT, Settings, get_settings
 from app.core.csp import page_policy
 from app.core.db import make_engine
@@ -24,6 +26,7 @@ from app.core.http import CachedReads
 from app.core.lanes import AdminLane
 from app.core.logging import RequestLog, configure_logging
 from app.core.process import tune_garbage_collection
+from app.email import outbox
 from app.signatures.batch import SigningBatcher
 from app.signatures.fastpath import FastSigning
 
@@ -77,6 +80,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_size=settings.ADMIN_MAX_CONCURRENT_REQUESTS,
         pool_timeout=settings.DATABASE_POOL_TIMEOUT,
     )
+    # Public reads (cached_read) may come from a replica; everything else from the primary.
+    read_engine = (
+        make_engine(
+            settings.DATABASE_READ_URL,
+            pool_size=settings.DATABASE_POOL_SIZE,
+            pool_timeout=settings.DATABASE_POOL_TIMEOUT,
+        )
+        if settings.DATABASE_READ_URL
+        else engine
+    )
 
     signing = SigningBatcher(engine, settings)
 
@@ -88,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signing.stop()
         engine.dispose()
         admin_engine.dispose()
+        if read_engine is not engine:
+            read_engine.dispose()
 
     app = FastAPI(
         title="Chorus",
@@ -103,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.admin_engine = admin_engine
+    app.state.read_engine = read_engine
     app.state.signing = signing
     install_problem_handlers(app)
     document_problems(app)
@@ -117,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders, content_security_policy=page_policy(settings))
+    app.add_middleware(metrics.RequestTimer)  # times everything inside
     app.add_middleware(RequestLog, settings=settings)  # outermost: every request, its ID
 
     @app.get("/healthz", include_in_schema=False)
@@ -130,6 +147,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.docs_enabled:
         install_docs(app, openapi_url=OPENAPI_URL)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page(request: Request) -> Response:
+        metrics.check_scraper(request, settings)
+
+        def gauges() -> list[metrics.Gauge]:
+            with Session(engine) as session:
+                return outbox.outbox_gauges(session)
+
+        # Several scrapers (or processes) in one moment read the database once.
+        return metrics.metrics_response(
+            cache.cached(("metrics-gauges",), settings.CACHE_SECONDS, gauges)
+        )
+
     app.include_router(api_router)
     app.include_router(page_router)
     logging.getLogger(__name__).debug("app created for %s", settings.ENVIRONMENT)

@@ -1,22 +1,28 @@
-"""Chorus benchmark: starts Chorus as in production and prints each figure next to its target.
+"""Chorus benchmark: a surge as it really comes, reported as ratios to a bare server (the floor).
 
-    .venv/bin/python bench/bench.py [--quick]
+    .venv/bin/python bench/bench.py [--quick] [--mix] [--seconds S] [--clients 16,32,64]
 
-What it does, against a fresh PostgreSQL database `chorus_bench` (DATABASE_URL's server, default
-127.0.0.1:5432) on this machine only:
-1. `chorus serve --workers N` (production settings) and an SMTP sink in this process;
-2. signing with 16 and 64 concurrent clients (wrk, each request a new e-mail address), then a
-   check that the database holds exactly one signature per accepted request;
-3. petition page and JSON reads while signing goes on;
-4. `chorus worker` draining the confirmation e-mails: messages per second, worst queue delay;
+Against a fresh PostgreSQL database `chorus_bench` (BENCH_PG's server, default 127.0.0.1:5432),
+on this machine only (every request goes to 127.0.0.1), every load bounded in time:
+1. Chorus as in production: `chorus serve --workers N`, `chorus worker` x M running all along,
+   and an SMTP sink in this process that costs as little as it can (bench/sink.py);
+2. the floor: a bare ASGI app on the same server stack (bench/floor.py) answering the same
+   requests, signing at each client count and page reads;
+3. signing at each client count (wrk, bench/sign.lua): every request a new signer at a
+   real-world domain from their own client address (X-Forwarded-For, trusted from loopback as
+   from a proxy), abuse checks at their default limits, nothing on an allow list; `--mix`: some
+   shared addresses and a few bots that must be held. After each phase: 0 errors, signatures
+   stored == 202 answers, nobody but the bots held, and every confirmation e-mail of the phase
+   at the sink within 120 s of its end, none twice;
+4. petition page and JSON reads while 16 clients sign;
 5. `chorus export` of 1,000,000 signatures to CSV: seconds and peak memory (max RSS).
-Needs `wrk` (Debian package `wrk`). Every load is bounded in time and stops by itself.
+Chorus's figures are printed beside the floor's and as ratios to them, with the targets of
+issue #14. Needs `wrk` (Debian package `wrk`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import resource
@@ -25,138 +31,38 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.email.devmailbox import free_port  # noqa: E402
+from bench.sink import Sink  # noqa: E402
+
 CHORUS = [sys.executable, "-m", "app.cli"]
 SLUG = "no-forced-return"
-
-TARGETS = {
-    "signs_per_s": 2000,
-    "p99_ms": 100,
-    "reads_per_s": 5000,
-    "mails_per_s": 500,
-    "export_s": 10,
-    "export_mb": 200,
-}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.MULTILINE | re.IGNORECASE)
-
-
-class Sink:
-    """An SMTP server that accepts every message and counts what arrives, by Message-ID.
-
-    It stands for the mail relay, which in production runs on another machine; here it
-    shares the two cores with what it measures, so it does as little as the protocol allows
-    (a bare asyncio protocol: aiosmtpd spent about as much CPU per message as a worker).
-    It speaks enough SMTP for any client: EHLO/HELO, MAIL, RCPT, DATA (with the client's
-    dot-stuffing left in place: only the headers are read), RSET, NOOP, QUIT.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.message_ids: set[str] = set()
-        self.first_at: float | None = None  # time.monotonic() of the first and last arrival
-        self.last_at: float | None = None
-        self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def received(self, content: bytes) -> None:
-        self.count += 1  # (only the sink's own thread counts)
-        self.last_at = time.monotonic()
-        self.first_at = self.first_at or self.last_at
-        match = MESSAGE_ID.search(content.split(b"\r\n\r\n", 1)[0])
-        if match:
-            self.message_ids.add(match.group(1).decode("ascii", "replace"))
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(
-            self._loop.create_server(lambda: _SmtpSession(self), "127.0.0.1", self.port),
-            self._loop,
-        ).result(timeout=10)
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-
-class _SmtpSession(asyncio.Protocol):
-    EHLO = b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 104857600\r\n"
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.buffer = bytearray()
-        self.in_data = False
-        self.scanned = 0  # how much of a message's data has been searched for its end
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.transport.write(b"220 sink ESMTP\r\n")  # type: ignore[union-attr]
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.buffer += data
-        replies = []
-        while True:
-            if self.in_data:
-                if self.buffer.startswith(b".\r\n"):
-                    end, content = 0, b""
-                else:
-                    end = self.buffer.find(b"\r\n.\r\n", self.scanned)
-                    if end < 0:
-                        self.scanned = max(0, len(self.buffer) - 4)  # the end may straddle
-                        break
-                    content, end = bytes(self.buffer[: end + 2]), end + 2
-                del self.buffer[: end + 3]
-                self.in_data, self.scanned = False, 0
-                self.sink.received(content)
-                replies.append(b"250 OK\r\n")
-                continue
-            end = self.buffer.find(b"\r\n")
-            if end < 0:
-                break
-            verb = bytes(self.buffer[:4]).upper()
-            del self.buffer[: end + 2]
-            if verb == b"EHLO":
-                replies.append(self.EHLO)
-            elif verb == b"DATA":
-                self.in_data = True
-                replies.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-            elif verb == b"QUIT":
-                self.transport.write(b"".join(replies) + b"221 Bye\r\n")
-                self.transport.close()
-                return
-            elif verb in (b"HELO", b"MAIL", b"RCPT", b"RSET", b"NOOP"):
-                replies.append(b"250 OK\r\n")
-            else:
-                replies.append(b"502 Command not implemented\r\n")
-        if replies:
-            self.transport.write(b"".join(replies))
+SIGN_SCRIPT = ROOT / "bench" / "sign.lua"
+MAIL_DEADLINE_S = 120  # every confirmation e-mail of a surge delivered within this of its end
+BOT_ADDRESSES = 4  # sign.lua's bots
 
 
 @dataclass
 class Load:
-    accepted: int
-    other: int
-    errors: int
-    p50_ms: float
-    p99_ms: float
-    seconds: float
+    """What wrk measured of one load."""
+
+    sent: int = 0
+    accepted: int = 0  # 202 answers (signing) or 2xx (reads)
+    other: int = 0  # any other answer
+    errors: int = 0  # connect, read, write errors and timeouts
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -164,10 +70,11 @@ class Load:
 
 
 def wrk(
-    url: str, *, connections: int, seconds: int, script: Path | None = None, run: str = ""
-) -> tuple[str, Load | None]:
-    threads = min(2, connections)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    url: str, *, connections: int, seconds: int, script: Path | None = None, **env: str
+) -> Load:
+    """Run wrk against url (loopback only) and parse what it measured."""
+    assert url.startswith("http://127.0.0.1:"), url
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         command += ["-s", str(script)]
     out = subprocess.run(
@@ -175,222 +82,291 @@ def wrk(
         capture_output=True,
         text=True,
         timeout=seconds + 60,
-        env={**os.environ, "BENCH_RUN": run},
+        env={**os.environ, **env},
         check=False,
     ).stdout
     match = re.search(
-        r"BENCH accepted=(\d+) other=(\d+) errors=(\d+) p50_us=(\d+) "
+        r"BENCH sent=(\d+) accepted=(\d+) other=(\d+) errors=(\d+) p50_us=(\d+) "
         r"p99_us=(\d+) duration_us=(\d+)",
         out,
     )
+    if match:
+        s, a, o, e, p50, p99, d = (int(x) for x in match.groups())
+        return Load(s, a, o, e, p50 / 1000, p99 / 1000, d / 1e6)
+    # A plain GET load: wrk's own summary.
+    total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    if not total:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    count, unit = int(total.group(1)), total.group(3)
+    duration = float(total.group(2)) * {"ms": 1e-3, "s": 1.0, "m": 60.0}.get(unit, 1.0)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    other = int(non_2xx.group(1)) if non_2xx else 0
+    return Load(
+        sent=count,
+        accepted=count - other,
+        other=other,
+        errors=sum(int(x) for x in socket.groups()) if socket else 0,
+        p50_ms=_latency(out, "50%"),
+        p99_ms=_latency(out, "99%"),
+        seconds=duration,
+    )
+
+
+def _latency(out: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     if not match:
-        return out, None
-    a, o, e, p50, p99, d = (int(x) for x in match.groups())
-    return out, Load(a, o, e, p50 / 1000, p99 / 1000, d / 1e6)
+        return 0.0
+    return float(match.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1000.0}[match.group(2)]
 
 
-def requests_per_second(out: str) -> float:
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return float(match.group(1)) if match else 0.0
+@dataclass
+class SigningPhase:
+    """One surge at Chorus and what came of it."""
+
+    name: str
+    clients: int
+    load: Load = field(default_factory=Load)
+    stored: int = 0
+    held_people: int = 0  # held signers that are not bots: false alarms
+    bots: int = 0
+    bots_not_held: int = 0
+    distinct_addresses: int = 0
+    mails_expected: int = 0
+    mails_in_time: int = 0
+    mails_during: int = 0  # delivered before the surge ended
+    last_mail_after_s: float | None = None  # last confirmation's delivery, after the surge's end
+
+    @property
+    def stored_ok(self) -> bool:
+        unanswered = self.load.sent - self.load.accepted - self.load.other
+        return self.load.accepted <= self.stored <= self.load.accepted + unanswered
+
+    @property
+    def mails_ok(self) -> bool:
+        return self.mails_in_time == self.mails_expected
 
 
-def line(
-    name: str, value: float, unit: str, target: float, *, lower_is_better: bool = False
-) -> None:
-    ok = value <= target if lower_is_better else value >= target
-    sign = "<=" if lower_is_better else ">="
-    print(
-        f"  {name:<44} {value:>10.1f} {unit:<8} target {sign} {target:<7} "
-        f"{'OK' if ok else 'MISSED'}",
-        flush=True,
-    )
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        server_url = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+        self.admin_url = f"{server_url}/postgres"
+        self.database = f"{server_url}/chorus_bench"
+        self.sink = Sink()
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.phase_number = 0
+        self.phases: list[SigningPhase] = []
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            # The server's defaults: proxy headers trusted from loopback only, abuse controls
+            # at their default limits.
+            if key != "FORWARDED_ALLOW_IPS" and not key.startswith("RATE_LIMIT_")
+        }
+        self.env = {
+            **env,
+            "DATABASE_URL": self.database,
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": "bench-secret-key-" + "x" * 40,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(self.sink.port),
+            "PUBLIC_BASE_URL": self.base,
+            "LOG_LEVEL": "WARNING",
+            "WORKER_BATCH_SIZE": "200",
+            "WORKER_CONCURRENCY": "16",
+            "WORKER_POLL_SECONDS": "0.2",
+        }
 
+    # --- processes -------------------------------------------------------------------------
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2, help="server processes")
-    parser.add_argument("--seconds", type=int, default=15, help="length of each load phase")
-    parser.add_argument("--export-rows", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="5 s phases, 100k export rows")
-    args = parser.parse_args()
-    if args.quick:
-        args.seconds, args.export_rows = 5, 100_000
-    if not shutil.which("wrk"):
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
-        return 2
+    @contextmanager
+    def chorus(self) -> Iterator[None]:
+        """Chorus's servers and mail workers, running for the whole block."""
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS chorus_bench WITH (FORCE)")
+            admin.execute("CREATE DATABASE chorus_bench")
+        subprocess.run([*CHORUS, "migrate"], env=self.env, check=True, capture_output=True)
+        subprocess.run([*CHORUS, "load-demo"], env=self.env, check=True, capture_output=True)
+        processes = [
+            subprocess.Popen(
+                [*CHORUS, "serve", "--port", str(self.port), "--workers", str(self.args.workers)],
+                env=self.env,
+                cwd=ROOT,
+            )
+        ]
+        processes += [
+            subprocess.Popen([*CHORUS, "worker"], env=self.env, cwd=ROOT)
+            for _ in range(self.args.mail_workers)
+        ]
+        try:
+            wait_until_up(f"{self.base}/healthz")
+            yield
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
 
-    server_url = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-    database = f"{server_url}/chorus_bench"
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
-        admin.execute("DROP DATABASE IF EXISTS chorus_bench WITH (FORCE)")
-        admin.execute("CREATE DATABASE chorus_bench")
-
-    sink = Sink()
-    sink.start()
-    smtp_port = sink.port
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database,
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": "bench-secret-key-" + "x" * 40,
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(smtp_port),
-        "PUBLIC_BASE_URL": base,
-        "LOG_LEVEL": "WARNING",
-        "WORKER_BATCH_SIZE": "200",
-        # wrk signs from one address: measure throughput, not the rate limits.
-        # wrk signs from one address and one domain: allow both (as one would for a load
-        # test) so the benchmark measures throughput, not the abuse controls.
-        "RATE_LIMIT_DOMAIN_EXEMPT": '["example.org"]',
-        "RATE_LIMIT_IP_PER_HOUR": "100000000",
-        "WORKER_CONCURRENCY": "16",
-        "WORKER_POLL_SECONDS": "0.2",
-    }
-    subprocess.run([*CHORUS, "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([*CHORUS, "load-demo"], env=env, check=True, capture_output=True)
-    with psycopg.connect(database) as conn:
-        from app.abuse.service import ip_hash
-        from app.core.config import Settings
-
-        digest = ip_hash(Settings(_env_file=None, SECRET_KEY=env["SECRET_KEY"]), "127.0.0.1")
-        conn.execute(
-            "INSERT INTO abuse_rule (kind, value, action, note, created_at) "
-            "VALUES ('ip', %s, 'allow', 'benchmark', now())",
-            (digest,),
+    @contextmanager
+    def floor(self, page_bytes: int) -> Iterator[str]:
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.floor",
+                "--port",
+                str(port),
+                "--workers",
+                str(self.args.workers),
+                "--page-bytes",
+                str(page_bytes),
+            ],
+            env=self.env,
+            cwd=ROOT,
         )
-        conn.commit()
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
-    server = subprocess.Popen(
-        [*CHORUS, "serve", "--port", str(port), "--workers", str(args.workers)], env=env, cwd=ROOT
-    )
-    try:
-        for _ in range(100):
-            try:
-                import urllib.request
+    # --- signing ---------------------------------------------------------------------------
 
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)  # noqa: S310 (loopback)
+    def sign(self, url: str, clients: int, seconds: int) -> tuple[str, Load, float]:
+        """Sign for `seconds`; -> (the phase's e-mail tag, what wrk measured, when it ended)."""
+        self.phase_number += 1
+        tag = f"p{self.phase_number}"
+        load = wrk(
+            url,
+            connections=clients,
+            seconds=seconds,
+            script=SIGN_SCRIPT,
+            BENCH_RUN=tag,
+            BENCH_PHASE=str(self.phase_number),
+            BENCH_MIX="1" if self.args.mix else "0",
+        )
+        return tag, load, time.monotonic()
+
+    def signing_phase(
+        self, name: str, clients: int, ran: tuple[str, Load, float] | None = None
+    ) -> SigningPhase:
+        """Sign at Chorus for a phase (unless the caller `ran` it), then check what was stored
+        and that every confirmation e-mail of the phase reached the sink, once, in time."""
+        phase = SigningPhase(name, clients)
+        tag, phase.load, ended = ran or self.sign(self.sign_url, clients, self.args.seconds)
+        like = f"%s-{tag}-%"
+        with psycopg.connect(self.database, autocommit=True) as conn:
+            # Requests in flight at wrk's deadline still commit: count once the count is still.
+            previous = -1
+            while True:
+                row = conn.execute(
+                    "SELECT count(*), count(DISTINCT ip_hash),"
+                    " count(*) FILTER (WHERE status = 'suspect' AND email NOT LIKE 'bot-%%'),"
+                    " count(*) FILTER (WHERE email LIKE 'bot-%%'),"
+                    " count(*) FILTER (WHERE email LIKE 'bot-%%' AND status <> 'suspect')"
+                    " FROM signature WHERE email LIKE %s",
+                    (like,),
+                ).fetchone()
+                assert row is not None
+                if row[0] == previous:
+                    break
+                previous = row[0]
+                time.sleep(0.3)
+            (
+                phase.stored,
+                phase.distinct_addresses,
+                phase.held_people,
+                phase.bots,
+                phase.bots_not_held,
+            ) = row
+            # Each signature not held queues its confirmation with the signature itself.
+            expected = {
+                outbox_id
+                for (outbox_id,) in conn.execute(
+                    "SELECT id FROM outbox_message"
+                    " WHERE kind = 'signature_confirmation' AND recipient LIKE %s",
+                    (like,),
+                )
+            }
+        phase.mails_expected = len(expected)
+        deadline = ended + MAIL_DEADLINE_S
+        while time.monotonic() < deadline:
+            if expected.issubset(self.sink.arrived.keys()):
                 break
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.2)
+        arrivals = [self.sink.arrived[i] for i in expected if i in self.sink.arrived]
+        phase.mails_in_time = sum(1 for at in arrivals if at <= deadline)
+        phase.mails_during = sum(1 for at in arrivals if at <= ended)
+        if arrivals:
+            phase.last_mail_after_s = max(0.0, max(arrivals) - ended)
+        self.phases.append(phase)
+        mails = (
+            f"last e-mail {phase.last_mail_after_s:.1f} s after the end"
+            if phase.last_mail_after_s is not None
+            else "no e-mail"
+        )
         print(
-            f"Chorus benchmark: {os.cpu_count()} cores, {args.workers} server processes, "
-            f"PostgreSQL, {args.seconds} s per phase",
+            f"  {name:<28} {phase.load.rate:>8.0f} /s  p50 {phase.load.p50_ms:6.1f} ms  "
+            f"p99 {phase.load.p99_ms:6.1f} ms  errors {phase.load.errors + phase.load.other}  "
+            f"stored {phase.stored}/{phase.load.accepted}  "
+            f"e-mails {phase.mails_in_time}/{phase.mails_expected} ({mails}, "
+            f"{phase.mails_during} during the surge)",
             flush=True,
         )
-        sign_url = f"{base}/api/v1/petitions/{SLUG}/signatures"
-        script = ROOT / "bench" / "sign.lua"
-        total_accepted = 0
+        return phase
 
-        print("Signing", flush=True)
-        for connections in (16, 64):
-            out, load = wrk(
-                sign_url,
-                connections=connections,
-                seconds=args.seconds,
-                script=script,
-                run=f"c{connections}",
-            )
-            if load is None:
-                print(out)
-                return 1
-            total_accepted += load.accepted
-            line(
-                f"signatures accepted/s, {connections} clients",
-                load.rate,
-                "/s",
-                TARGETS["signs_per_s"],
-            )
-            line(
-                f"p50 latency, {connections} clients",
-                load.p50_ms,
-                "ms",
-                TARGETS["p99_ms"],
-                lower_is_better=True,
-            )
-            line(
-                f"p99 latency, {connections} clients",
-                load.p99_ms,
-                "ms",
-                TARGETS["p99_ms"],
-                lower_is_better=True,
-            )
-            print(f"  {'errors / non-202 answers':<44} {load.errors:>10} / {load.other}")
-        with psycopg.connect(database) as conn:
-            stored = conn.execute("SELECT count(*) FROM signature").fetchone()[0]  # type: ignore[index]
-        # wrk stops counting at the deadline while requests in flight still commit.
-        print(
-            f"  {'signatures stored / 202 answers counted':<44} {stored:>10} / "
-            f"{total_accepted} ({'OK' if 0 <= stored - total_accepted <= 128 else 'MISMATCH'})"
-        )
+    @property
+    def sign_url(self) -> str:
+        return f"{self.base}/api/v1/petitions/{SLUG}/signatures"
 
-        print("Reads while signing", flush=True)
+    def reads_while_signing(self, path: str, name: str) -> Load:
+        """GETs at 32 clients while 16 clients sign; the signing is checked as a phase."""
+        result: list[tuple[str, Load, float]] = []
         signer = threading.Thread(
-            target=wrk,
-            args=(sign_url,),
-            kwargs={"connections": 16, "seconds": args.seconds, "script": script, "run": "reads"},
+            target=lambda: result.append(self.sign(self.sign_url, 16, self.args.seconds))
         )
         signer.start()
-        page_out, _ = wrk(f"{base}/petitions/{SLUG}", connections=32, seconds=args.seconds)
+        reads = wrk(f"{self.base}{path}", connections=32, seconds=self.args.seconds)
         signer.join()
-        signer = threading.Thread(
-            target=wrk,
-            args=(sign_url,),
-            kwargs={"connections": 16, "seconds": args.seconds, "script": script, "run": "reads2"},
-        )
-        signer.start()
-        json_out, _ = wrk(f"{base}/api/v1/petitions/{SLUG}", connections=32, seconds=args.seconds)
-        signer.join()
-        line("petition page reads/s", requests_per_second(page_out), "/s", TARGETS["reads_per_s"])
-        line("petition JSON reads/s", requests_per_second(json_out), "/s", TARGETS["reads_per_s"])
+        self.signing_phase(name, 16, ran=result[0])
+        return reads
 
-        print("Confirmation e-mails", flush=True)
-        with psycopg.connect(database, autocommit=True) as conn:
-            # Requests in flight at wrk's deadline still commit: count once the queue is still.
-            queued, previous = -1, -2
-            while queued != previous:
-                time.sleep(0.5)
-                row = conn.execute(
-                    "SELECT count(*) FROM outbox_message WHERE status = 'pending'"
-                ).fetchone()
-                previous, queued = queued, row[0] if row else 0
-            conn.execute("UPDATE outbox_message SET created_at = now()")
-        started = time.monotonic()
-        workers = [subprocess.Popen([*CHORUS, "worker"], env=env) for _ in range(2)]
-        deadline = started + max(120, args.seconds * 8)
-        while sink.count < queued and time.monotonic() < deadline:
+
+def wait_until_up(url: str) -> None:
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 (loopback)
+            return
+        except OSError:
             time.sleep(0.1)
-        elapsed = time.monotonic() - started
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
-        with psycopg.connect(database) as conn:
-            worst = conn.execute(
-                "SELECT coalesce(max(extract(epoch FROM sent_at - created_at)), 0)"
-                " FROM outbox_message WHERE status = 'sent'"
-            ).fetchone()[0]  # type: ignore[index]
-        # From the first message delivered to the last: the workers' start-up (imports,
-        # connections), which a running deployment does not pay per surge, is reported apart.
-        first, last = sink.first_at or started, sink.last_at or started + elapsed
-        line(
-            f"e-mails delivered/s ({sink.count} of {queued})",
-            sink.count / max(last - first, 1e-9),
-            "/s",
-            TARGETS["mails_per_s"],
-        )
-        print(f"  {'worker start-up (to the first delivery)':<44} {first - started:>10.1f} s")
-        print(f"  {'worst queue delay (from the drain start)':<44} {float(worst):>10.1f} s")
-        print(f"  {'messages delivered twice':<44} {sink.count - len(sink.message_ids):>10}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        sink.stop()
+    raise RuntimeError(f"{url} did not come up")
 
-    print(f"Export of {args.export_rows:,} signatures", flush=True)
-    with psycopg.connect(database) as conn:
-        petition = conn.execute("SELECT id FROM petition WHERE slug = %s", (SLUG,)).fetchone()[0]  # type: ignore[index]
+
+def body_size(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+        return len(response.read())
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
+
+def row(name: str, chorus: str, floor: str = "", ratio: str = "", target: str = "") -> None:
+    print(f"  {name:<46} {chorus:>14} {floor:>12} {ratio:>7}  {target}", flush=True)
+
+
+def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
+    """Fill the petition with `rows` confirmed signatures and time `chorus export` to CSV."""
+    with psycopg.connect(bench.database) as conn:
+        found = conn.execute("SELECT id FROM petition WHERE slug = %s", (SLUG,)).fetchone()
+        assert found is not None
         conn.execute("DELETE FROM signature")
         conn.execute(
             "INSERT INTO signature (petition_id, name, email, email_normalised, country, "
@@ -398,23 +374,22 @@ def main() -> int:
             "SELECT %s, '김민준 Signer ' || g, 'signer' || g || '@example.org', "
             "'signer' || g || '@example.org', 'KR', g %% 2 = 0, 'ko', 'confirmed', now(), now(), 1 "
             "FROM generate_series(1, %s) AS g",
-            (petition, args.export_rows),
+            (found[0], rows),
         )
         conn.commit()
     # As autovacuum and the checkpointer would soon after a bulk load (an export runs on a
     # database in its steady state): without statistics PostgreSQL plans each export page as
     # a sort of every remaining row, and a checkpoint writing out the million new rows would
     # compete with the export for the disk and the two cores.
-    with psycopg.connect(database, autocommit=True) as conn:
+    with psycopg.connect(bench.database, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE signature")
         conn.execute("CHECKPOINT")
-
     output = Path("/tmp") / "chorus-bench-export.csv"  # noqa: S108 (a scratch file)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
     result = subprocess.run(
         [*CHORUS, "export", SLUG, "--format", "csv", "--output", str(output)],
-        env={**env, "TERM": "dumb"},
+        env={**bench.env, "TERM": "dumb"},
         capture_output=True,
         text=True,
         check=False,
@@ -423,17 +398,193 @@ def main() -> int:
     peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
     if result.returncode != 0:
         print(f"  export failed: {result.stderr.strip()[:500]}")
-        return 1
-    rows = sum(1 for _ in output.open(encoding="utf-8")) - 1
-    line(f"export seconds ({rows:,} rows)", elapsed, "s", TARGETS["export_s"], lower_is_better=True)
-    line(
-        "export peak memory (max RSS of chorus export)",
-        peak_mb,
-        "MB",
-        TARGETS["export_mb"],
-        lower_is_better=True,
-    )
+        return None
+    exported = sum(1 for _ in output.open(encoding="utf-8")) - 1
     output.unlink()
+    if exported != rows:
+        print(f"  export wrote {exported} rows of {rows}")
+        return None
+    return elapsed, peak_mb
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2, help="server processes (both servers)")
+    parser.add_argument("--mail-workers", type=int, default=2, help="`chorus worker` processes")
+    parser.add_argument("--seconds", type=int, default=60, help="length of each Chorus phase")
+    parser.add_argument("--floor-seconds", type=int, default=15, help="each floor phase")
+    parser.add_argument("--clients", default="16,32,64", help="signing client counts")
+    parser.add_argument("--mix", action="store_true", help="shared addresses and a few bots")
+    parser.add_argument("--export-rows", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="5 s phases, 100k export rows")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.floor_seconds, args.export_rows = 5, 5, 100_000
+    clients = [int(c) for c in args.clients.split(",")]
+    if not shutil.which("wrk"):
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    bench = Bench(args)
+    bench.sink.start()
+    load_average = os.getloadavg()[0]
+    print(
+        f"Chorus benchmark: {os.cpu_count()} cores (load average {load_average:.1f} at the "
+        f"start), {args.workers} server processes, {args.mail_workers} mail workers, "
+        f"PostgreSQL; {args.seconds:g} s per phase ({args.floor_seconds:g} s for the floor), "
+        f"{'a realistic mix of signers' if args.mix else 'every signer from their own address'}",
+        flush=True,
+    )
+    floor_sign: dict[int, Load] = {}
+    try:
+        with bench.chorus():
+            page_bytes = body_size(f"{bench.base}/petitions/{SLUG}")
+            print("Floor (a bare ASGI app on the same server stack)", flush=True)
+            with bench.floor(page_bytes) as floor_url:
+                for count in clients:
+                    _, floor_sign[count], _ = bench.sign(
+                        f"{floor_url}/sign", count, args.floor_seconds
+                    )
+                    load = floor_sign[count]
+                    print(
+                        f"  signing, {count} clients{'':<12} {load.rate:>8.0f} /s  "
+                        f"p99 {load.p99_ms:6.1f} ms  errors {load.errors + load.other}",
+                        flush=True,
+                    )
+                floor_reads = wrk(f"{floor_url}/page", connections=32, seconds=args.floor_seconds)
+                print(f"  reads, 32 clients{'':<17} {floor_reads.rate:>8.0f} /s", flush=True)
+            print("Chorus: signing (mail workers running)", flush=True)
+            signing = {
+                count: bench.signing_phase(f"signing, {count} clients", count) for count in clients
+            }
+            print("Chorus: reads while 16 clients sign", flush=True)
+            reads = {}
+            for name, path in (
+                ("page", f"/petitions/{SLUG}"),
+                ("JSON", f"/api/v1/petitions/{SLUG}"),
+            ):
+                reads[name] = bench.reads_while_signing(path, f"signing during {name} reads")
+                print(
+                    f"  petition {name} reads, 32 clients {reads[name].rate:>8.0f} /s  "
+                    f"errors {reads[name].errors + reads[name].other}",
+                    flush=True,
+                )
+            # Anything still arriving late would show as a message delivered twice.
+            time.sleep(2)
+        print(f"Export of {args.export_rows:,} signatures", flush=True)
+        export = export_phase(bench, args.export_rows)
+    finally:
+        bench.sink.stop()
+
+    print("\nResults (ratios: Chorus / the floor, measured in this run)", flush=True)
+    row("Figure", "Chorus", "floor", "ratio", "target (issue #14)")
+    for count, phase in signing.items():
+        floor = floor_sign[count].rate
+        ratio = phase.load.rate / floor if floor else 0.0
+        target = f">= 0.15  {verdict(ratio >= 0.15)}" if count == 32 else ""
+        row(
+            f"signing /s, {count} clients",
+            f"{phase.load.rate:,.0f}",
+            f"{floor:,.0f}",
+            f"{ratio:.3f}",
+            target,
+        )
+    for count, phase in signing.items():
+        row(
+            f"signing p99, {count} clients",
+            f"{phase.load.p99_ms:.1f} ms",
+            f"{floor_sign[count].p99_ms:.1f} ms",
+            "",
+            f"< 100 ms  {verdict(phase.load.p99_ms < 100)}",
+        )
+    for name, load in reads.items():
+        ratio = load.rate / floor_reads.rate if floor_reads.rate else 0.0
+        row(
+            f"petition {name} reads/s while 16 clients sign",
+            f"{load.rate:,.0f}",
+            f"{floor_reads.rate:,.0f}",
+            f"{ratio:.3f}",
+            f">= 0.5  {verdict(ratio >= 0.5 and load.errors + load.other == 0)}",
+        )
+    all_phases = bench.phases
+    errors = sum(p.load.errors + p.load.other for p in all_phases)
+    row(
+        "errors and non-202 answers (all phases)", f"{errors}", "", "", f"0  {verdict(errors == 0)}"
+    )
+    stored = sum(p.stored for p in all_phases)
+    accepted = sum(p.load.accepted for p in all_phases)
+    stored_ok = all(p.stored_ok for p in all_phases)
+    row(
+        "signatures stored / 202 answers",
+        f"{stored} / {accepted}",
+        "",
+        "",
+        f"equal (+ requests unanswered at wrk's deadline)  {verdict(stored_ok)}",
+    )
+    people_held = sum(p.held_people for p in all_phases)
+    row(
+        "signers held who are not bots", f"{people_held}", "", "", f"0  {verdict(people_held == 0)}"
+    )
+    if not args.mix:
+        addresses_ok = all(p.distinct_addresses == p.stored for p in all_phases)
+        row(
+            "client addresses seen / signatures",
+            f"{sum(p.distinct_addresses for p in all_phases)} / {stored}",
+            "",
+            "",
+            f"equal  {verdict(addresses_ok)}",
+        )
+    else:
+        bots = sum(p.bots for p in all_phases)
+        bots_not_held = sum(p.bots_not_held for p in all_phases)
+        limit = BOT_ADDRESSES * 50  # RATE_LIMIT_IP_PER_HOUR's default, per bot address
+        row(
+            "bot signatures held",
+            f"{bots - bots_not_held} / {bots}",
+            "",
+            "",
+            f"all but <= {limit}  {verdict(bots_not_held <= limit)}",
+        )
+    expected = sum(p.mails_expected for p in all_phases)
+    in_time = sum(p.mails_in_time for p in all_phases)
+    late = max((p.last_mail_after_s or 0.0) for p in all_phases)
+    row(
+        "confirmation e-mails delivered in time",
+        f"{in_time} / {expected}",
+        "",
+        "",
+        f"all  {verdict(in_time == expected)}",
+    )
+    row(
+        "last e-mail of a surge, after its end",
+        f"{late:.1f} s",
+        "",
+        "",
+        f"<= {MAIL_DEADLINE_S} s  {verdict(in_time == expected and late <= MAIL_DEADLINE_S)}",
+    )
+    for phase in signing.values():
+        share = phase.mails_during / phase.mails_expected if phase.mails_expected else 0.0
+        row(f"e-mails sent during the surge, {phase.clients} clients", f"{share:.0%}", "", "", "")
+    twice = bench.sink.delivered_twice()
+    row("e-mails delivered twice", f"{twice}", "", "", f"0  {verdict(twice == 0)}")
+    if export is None:
+        row(f"CSV export of {args.export_rows:,} signatures", "failed", "", "", "MISSED")
+    else:
+        seconds, megabytes = export
+        row(
+            f"CSV export of {args.export_rows:,} signatures",
+            f"{seconds:.1f} s",
+            "",
+            "",
+            f"< 10 s  {verdict(seconds < 10)}",
+        )
+        row(
+            "CSV export peak memory",
+            f"{megabytes:.0f} MB",
+            "",
+            "",
+            f"< 200 MB  {verdict(megabytes < 200)}",
+        )
     return 0
 
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # (and connections in its own pool), and how long the others wait for a turn before a 503.
     ADMIN_MAX_CONCURRENT_REQUESTS: int = Field(default=4, ge=1, le=100)
     ADMIN_QUEUE_SECONDS: float = Field(default=10.0, gt=0, le=120)
+    # A read replica for public reads (petition pages, petition JSON, the list); empty: none.
+    DATABASE_READ_URL: str = ""
+    # /metrics needs this bearer token; without one it exists only in development.
+    METRICS_TOKEN: SecretStr = SecretStr("")
 
     # fastapi-mail's own names. Without MAIL_SERVER (development only) the worker delivers to a
     # local dev mailbox (an SMTP sink writing to DEV_MAILBOX_DIR) that /dev/mailbox lists.
@@ -65,6 +69,8 @@ class Settings(BaseSettings):
     OUTBOX_MAX_ATTEMPTS: int = Field(default=30, ge=1)
     OUTBOX_RETRY_BASE_SECONDS: float = Field(default=30.0, gt=0)
     OUTBOX_LEASE_SECONDS: int = Field(default=300, ge=5)
+    # `chorus worker --health-port`: unhealthy after this long without progress.
+    WORKER_HEALTH_MAX_SECONDS: float = Field(default=120.0, gt=0)
 
     # Signing.
     CONFIRMATION_TOKEN_TTL_HOURS: int = Field(default=24 * 7, ge=1)

@@ -61,10 +61,19 @@ def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) ->
     A request that waits `pool_timeout` seconds for a free connection, or for a new one to
     open, fails with a 503 (app/core/errors.py). PostgreSQL connections are not pinged before
     each use (that is a round trip per request): a connection found dead fails its request with
-    a 503, and SQLAlchemy then discards the whole pool, so the next requests get fresh ones."""
+    a 503, and SQLAlchemy then discards the whole pool, so the next requests get fresh ones.
+
+    `?prepare_threshold=N` in a PostgreSQL URL sets psycopg's (`none`: never prepare), for a
+    PgBouncer in transaction mode that does not track prepared statements (README, "Scaling
+    out"); psycopg would otherwise take it for a connection parameter."""
     url = normalise_url(url)
     pool = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_timeout": pool_timeout}
     parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if "prepare_threshold" in parsed.query:
+        threshold = str(parsed.query["prepare_threshold"]).strip().lower()
+        connect_args["prepare_threshold"] = None if threshold == "none" else int(threshold)
+        parsed = parsed.difference_update_query(["prepare_threshold"])
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path
@@ -98,9 +107,12 @@ def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) ->
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    connect_timeout = max(1, round(pool_timeout))  # a stopped or unreachable server: 503 soon
+    connect_args["connect_timeout"] = max(1, round(pool_timeout))  # stopped server: 503 soon
     return create_engine(
-        url, pool_recycle=1800, connect_args={"connect_timeout": connect_timeout}, **pool
+        parsed,
+        pool_recycle=1800,
+        connect_args=connect_args,
+        **pool,
     )
 
 

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core import cache
 from app.core.i18n import SUPPORTED_LOCALES, parse_accept_language
+from app.core.metrics import ROUTE_KEY
 
 # How long a shared cache may go on serving a public read while it fetches a fresh copy.
 STALE_SECONDS = 60
@@ -110,7 +111,8 @@ async def cached_read(
 ) -> Response:
     """cached_response for an async endpoint: a fresh copy is answered on the event loop,
     with no thread, session or connection; only a miss builds it (in the thread pool, with a
-    read-only session of its own). Public reads are most of a surge's requests."""
+    read-only session of its own, on the read replica when DATABASE_READ_URL names one).
+    Public reads are most of a surge's requests."""
     key = _cache_key(request)
     if ttl > 0 and key is not None:
         found = cache.lookup(key)
@@ -118,7 +120,7 @@ async def cached_read(
             return _from_cache(found[0])  # fresh, or being refreshed by another request
 
     def miss() -> Response:
-        with Session(request.app.state.engine, expire_on_commit=False) as session:
+        with Session(request.app.state.read_engine, expire_on_commit=False) as session:
             return cached_response(request, ttl, lambda: build(session))
 
     return await run_in_threadpool(miss)
@@ -149,6 +151,7 @@ class CachedReads:
             )
             found = cache.lookup(key) if key is not None else None
             if found is not None and (found[1] or cache.refreshing(key)):
+                scope[ROUTE_KEY] = "(cached read)"
                 status, body, headers = found[0]
                 await send(
                     {

@@ -54,8 +54,9 @@ class OutboxMessage(SQLModel, table=True):
         ),
         # A signer's data download lists the messages sent to them.
         Index("ix_outbox_recipient", "recipient"),
-        # Admins list the messages that failed (GET /admin/outbox?status=failed) and the console
-        # counts them: partial, so it costs the sending nothing and reads none of the mail sent.
+        # Admins list the messages that failed (GET /admin/outbox?status=failed), the console
+        # and /metrics count them: partial, so it costs the sending nothing and reads none of
+        # the mail sent.
         Index(
             "ix_outbox_failed",
             "id",

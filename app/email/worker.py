@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import app.tasks  # noqa: F401  (registers every domain's renderers)
+from app.core import metrics
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.email import outbox, smtp
@@ -65,6 +66,8 @@ class OutboxWorker:
         # Messages the SMTP server accepted, waiting to be marked sent by the next group commit.
         self._sent: list[tuple[int, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        # Progress (a batch done, a message handled): `chorus worker --health-port` reads it.
+        self.heartbeat = metrics.Heartbeat(max_age=settings.WORKER_HEALTH_MAX_SECONDS)
 
     # --- database side (synchronous, each step its own short transaction) --------------------
 
@@ -149,6 +152,7 @@ class OutboxWorker:
         with Session(self.engine) as session:
             held = outbox.mark_sent(session, message_ids, worker=self.name)
             session.commit()
+        metrics.MAILS_SENT.inc(held)
         lost = len(message_ids) - held
         if lost:
             log.warning("%d outbox messages: lease lost before they were marked sent", lost)
@@ -262,6 +266,7 @@ class OutboxWorker:
                 else:
                     await self.mark_sent(outgoing.claim)
                 processed += 1
+                self.heartbeat.beat()
             self.connections.keep(connection)
         except (ConnectionErrors, aiosmtplib.SMTPException, OSError) as exc:
             if connection is not None:
@@ -324,6 +329,7 @@ class OutboxWorker:
         while not stop.is_set():
             try:
                 handled = await self.run_once()
+                self.heartbeat.beat()
             except Exception:
                 log.exception("outbox worker loop failed; retrying")
                 handled = 0

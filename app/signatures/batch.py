@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from app.abuse.service import SigningSource
+from app.core import metrics
 from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.i18n import negotiate
@@ -110,6 +111,7 @@ class SigningBatcher:
             # page's visitors, a client's connections): the next batch waits for as many,
             # and no longer. One signer at a time waits for nobody.
             expected = len(jobs)
+            metrics.SIGNING_BATCH.observe(len(jobs))
             try:
                 self._record(jobs)
             except BaseException as exc:  # never leave a request waiting

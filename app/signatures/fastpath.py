@@ -21,9 +21,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.abuse.service import SigningSource
+from app.core.metrics import ROUTE_KEY
 from app.signatures.models import SignatureCreate
 
 SIGN_PATH = re.compile(r"/api/v1/petitions/([a-z0-9][a-z0-9-]{0,79})/signatures")
+SIGN_ROUTE = "/api/v1/petitions/{slug}/signatures"
 ACCEPTED = b'{"status":"pending_confirmation"}'
 ACCEPTED_HEADERS = [
     (b"content-type", b"application/json"),
@@ -90,6 +92,7 @@ class FastSigning:
         if data is None:  # the route answers with its problem details (or 413)
             await self.app(scope, _replay(body, receive), send)
             return
+        scope[ROUTE_KEY] = SIGN_ROUTE  # (the request's metrics: the route's, answered here)
         client = scope.get("client")
         accept_language = headers.get(b"accept-language")
         try:

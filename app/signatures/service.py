@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
+from app.core import metrics
 from app.core.config import Settings
 from app.core.db import UTCDateTime, dialect_insert, utcnow
 from app.core.errors import ProblemError
@@ -118,11 +119,16 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
         }
         for request, check, held in zip(requests, checks, holds, strict=True)
     ]
+    held_count = sum(1 for held in holds if held)
     for held in holds:
         if held:
             log.info("signature held: %s", held)
-    for batch in _rounds(rows):
-        _record(session, batch, now=now, settings=settings)
+    repeated = sum(_record(session, batch, now=now, settings=settings) for batch in _rounds(rows))
+    metrics.after_commit(session, metrics.SIGNATURES_HELD, held_count)
+    metrics.after_commit(session, metrics.SIGNATURES_REPEATED, repeated)
+    metrics.after_commit(
+        session, metrics.SIGNATURES_ACCEPTED, len(requests) - repeated - held_count
+    )
 
 
 def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -151,15 +157,15 @@ def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def _record(
     session: Session, rows: list[dict[str, Any]], *, now: datetime, settings: Settings
-) -> None:
+) -> int:
+    """Record `rows` (see above); returns how many of them had signed before."""
     day = now.strftime("%Y-%m-%d")
     if session.get_bind().dialect.name == "postgresql":
         # Signatures and their e-mails in one statement (a data-modifying CTE): one round trip
         # per batch, and no SQL text growing with the batch.
         params = _columns(rows, now)
         params.update(max_sends=settings.MAX_CONFIRMATION_SENDS, day=day)
-        session.execute(PG_SIGN_MANY, params)
-        return
+        return int(session.execute(PG_SIGN_MANY, params).scalar_one())
     # Core insert on the table, not the ORM-enabled one: this is the hot path of a surge. Several
     # rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
     table = Signature.__table__  # type: ignore[attr-defined]
@@ -177,17 +183,24 @@ def _record(
                     else_=table.c.confirmation_sends,
                 )
             },
-        ).returning(table.c.id, table.c.email, table.c.status, table.c.confirmation_sends),
+        ).returning(
+            table.c.id,
+            table.c.email,
+            table.c.status,
+            table.c.confirmation_sends,
+            table.c.created_at,
+        ),
         rows,
     ).all()
     outbox.enqueue_many(
         session,
         [
             job
-            for id_, email, status, sends in recorded
+            for id_, email, status, sends, _ in recorded
             if (job := _mail_job(id_, email, status, sends, day)) is not None
         ],
     )
+    return sum(1 for *_, created_at in recorded if created_at < now)
 
 
 def _mail_job(id_: int, email: str, status: str, sends: int, day: str) -> dict[str, Any] | None:
@@ -228,7 +241,7 @@ _PG_RECORDED = (
         SET confirmation_sends = CASE
             WHEN s.status = 'pending' AND s.confirmation_sends < :max_sends
             THEN s.confirmation_sends + 1 ELSE s.confirmation_sends END
-        RETURNING s.id, s.email, s.status, s.confirmation_sends
+        RETURNING s.id, s.email, s.status, s.confirmation_sends, s.created_at
         """
     )
     .columns(
@@ -236,6 +249,7 @@ _PG_RECORDED = (
         column("email", String),
         column("status", String),
         column("confirmation_sends", Integer),
+        column("created_at", UTCDateTime()),
     )
     .cte("recorded")
 )
@@ -269,8 +283,14 @@ _PG_MAIL = outbox.queue_statement(
     ),
     dialect="postgresql",
 ).cte("queued")
-# The statement's top level reads nothing: both CTEs write, and PostgreSQL runs each once.
-PG_SIGN_MANY: Select[tuple[Any]] = sql_select(literal_column("1")).add_cte(_PG_MAIL)
+# The statement's top level counts the rows of people who had signed before (for /metrics);
+# both CTEs write, and PostgreSQL runs each once whatever the top level reads.
+PG_SIGN_MANY: Select[int] = (
+    sql_select(func.count())
+    .select_from(_PG_RECORDED)
+    .where(_PG_RECORDED.c.created_at < _PG_NOW)
+    .add_cte(_PG_MAIL)
+)
 PG_COLUMNS = (
     "petition_id",
     "name",
@@ -354,6 +374,7 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             newly_confirmed = True
+            metrics.after_commit(session, metrics.CONFIRMATIONS)
             add_to_tallies(
                 session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=1
             )
