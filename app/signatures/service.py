@@ -119,16 +119,18 @@ def sign_many(session: Session, requests: list[SignRequest], *, settings: Settin
         }
         for request, check, held in zip(requests, checks, holds, strict=True)
     ]
-    held_count = sum(1 for held in holds if held)
     for held in holds:
         if held:
             log.info("signature held: %s", held)
-    repeated = sum(_record(session, batch, now=now, settings=settings) for batch in _rounds(rows))
+    accepted = held_count = repeated = 0
+    for batch in _rounds(rows):
+        outcome = _record(session, batch, now=now, settings=settings)
+        accepted, held_count, repeated = (
+            a + b for a, b in zip((accepted, held_count, repeated), outcome, strict=True)
+        )
+    metrics.after_commit(session, metrics.SIGNATURES_ACCEPTED, accepted)
     metrics.after_commit(session, metrics.SIGNATURES_HELD, held_count)
     metrics.after_commit(session, metrics.SIGNATURES_REPEATED, repeated)
-    metrics.after_commit(
-        session, metrics.SIGNATURES_ACCEPTED, len(requests) - repeated - held_count
-    )
 
 
 def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -157,15 +159,17 @@ def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def _record(
     session: Session, rows: list[dict[str, Any]], *, now: datetime, settings: Settings
-) -> int:
-    """Record `rows` (see above); returns how many of them had signed before."""
+) -> tuple[int, int, int]:
+    """Record `rows` (see above). -> how many were new and pending, new and held, and people
+    who had signed before (for /metrics)."""
     day = now.strftime("%Y-%m-%d")
     if session.get_bind().dialect.name == "postgresql":
         # Signatures and their e-mails in one statement (a data-modifying CTE): one round trip
         # per batch, and no SQL text growing with the batch.
         params = _columns(rows, now)
         params.update(max_sends=settings.MAX_CONFIRMATION_SENDS, day=day)
-        return int(session.execute(PG_SIGN_MANY, params).scalar_one())
+        new_pending, new_held, repeated = session.execute(PG_SIGN_MANY, params).one()
+        return int(new_pending), int(new_held), int(repeated)
     # Core insert on the table, not the ORM-enabled one: this is the hot path of a surge. Several
     # rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
     table = Signature.__table__  # type: ignore[attr-defined]
@@ -200,7 +204,13 @@ def _record(
             if (job := _mail_job(id_, email, status, sends, day)) is not None
         ],
     )
-    return sum(1 for *_, created_at in recorded if created_at < now)
+    repeated = sum(1 for *_, created_at in recorded if created_at < now)
+    new_held = sum(
+        1
+        for _, _, status, _, created_at in recorded
+        if created_at >= now and status == SignatureStatus.suspect
+    )
+    return len(recorded) - repeated - new_held, new_held, repeated
 
 
 def _mail_job(id_: int, email: str, status: str, sends: int, day: str) -> dict[str, Any] | None:
@@ -283,12 +293,17 @@ _PG_MAIL = outbox.queue_statement(
     ),
     dialect="postgresql",
 ).cte("queued")
-# The statement's top level counts the rows of people who had signed before (for /metrics);
-# both CTEs write, and PostgreSQL runs each once whatever the top level reads.
-PG_SIGN_MANY: Select[int] = (
-    sql_select(func.count())
+# The statement's top level counts what _record returns (for /metrics); both CTEs write, and
+# PostgreSQL runs each once whatever the top level reads.
+_PG_NEW = _PG_RECORDED.c.created_at >= _PG_NOW
+_PG_HELD = _PG_RECORDED.c.status == SignatureStatus.suspect.value
+PG_SIGN_MANY: Select[int, int, int] = (
+    sql_select(
+        func.count().filter(_PG_NEW & ~_PG_HELD),
+        func.count().filter(_PG_NEW & _PG_HELD),
+        func.count().filter(~_PG_NEW),
+    )
     .select_from(_PG_RECORDED)
-    .where(_PG_RECORDED.c.created_at < _PG_NOW)
     .add_cte(_PG_MAIL)
 )
 PG_COLUMNS = (
