@@ -21,6 +21,7 @@ cli = typer.Typer(
     help="Chorus: advocacy campaigns and petitions.", no_args_is_help=True, add_completion=False
 )
 log = logging.getLogger("chorus")
+DEV_ADMIN_EMAIL = "admin@example.org"  # `chorus dev`'s console account
 
 
 @cli.callback()
@@ -199,9 +200,24 @@ def dev(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Development: migrate, load the demo, and run the server with a mail worker."""
+    import secrets
+
+    from app.auth import service as auth_service
+    from app.core.db import make_engine, session_scope
+
     migrate()
     load_demo()
     settings = get_settings()
+    if settings.ENVIRONMENT != "development":
+        typer.echo("`chorus dev` is for development (ENVIRONMENT=development).", err=True)
+        raise typer.Exit(2)
+    # A console account for the person at the keyboard: a new password at every start, shown
+    # only here, so a development database copied elsewhere holds no known password.
+    password = secrets.token_urlsafe(12)
+    engine = make_engine(settings.DATABASE_URL, pool_size=1)
+    with session_scope(engine) as session:
+        auth_service.ensure_dev_admin(session, email=DEV_ADMIN_EMAIL, password=password)
+    engine.dispose()
     env = {
         **os.environ,
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://{host}:{port}"),
@@ -214,6 +230,7 @@ def dev(
     if not settings.MAIL_SERVER:
         typer.echo(f"  Dev mailbox:   http://{host}:{port}/dev/mailbox")
     typer.echo(f"  API docs:      http://{host}:{port}/docs")
+    typer.echo(f"  Console:       http://{host}:{port}/admin/  ({DEV_ADMIN_EMAIL} / {password})")
     typer.echo("")
     os.environ.update(env)
     get_settings.cache_clear()

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.email.devmailbox import free_port
 from tests.conftest import Mailbox, confirm_link
+from tests.console.helpers import csrf_of
 
 CHORUS = [sys.executable, "-m", "app.cli"]
 
@@ -115,10 +116,30 @@ def test_dev_command_serves_the_demo_and_delivers_to_the_dev_mailbox(tmp_path: P
         start_new_session=True,
     )
     try:
+        assert dev.stdout is not None
+        console_line = ""
+        for _ in range(500):  # what it prints before the server starts
+            line = dev.stdout.readline()
+            if not line or "Console:" in line:
+                console_line = line
+                break
+        found = re.search(r"(http://\S+/admin/)\s+\((\S+) / (\S+)\)", console_line)
+        assert found, f"no console sign-in shown: {console_line!r}"
         _wait_until_up(base)
         page = httpx.get(f"{base}/petitions/no-forced-return")
         assert page.status_code == 200
         assert "President of Ukraine" in page.text
+
+        # The console account it printed signs in.
+        with httpx.Client(base_url=base) as browser:
+            csrf = csrf_of(browser.get("/admin/login").text)
+            answer = browser.post(
+                "/admin/login",
+                data={"email": found[2], "password": found[3], "csrf_token": csrf},
+            )
+            assert answer.status_code == 303
+            dashboard = browser.get("/admin/")
+            assert dashboard.status_code == 200 and "no-forced-return" in dashboard.text
         form = {
             "name": "Olena Kovalenko",
             "email": "olena@example.org",

@@ -309,3 +309,18 @@ def can_manage(session: Session, *, user: User, campaign_id: int) -> bool:
 def require_admin(user: User) -> None:
     if user.role != Role.admin:
         raise ProblemError(403, "admin-only", "Only admins may do this")
+
+
+def ensure_dev_admin(session: Session, *, email: str, password: str) -> User:
+    """Development (`chorus dev`): an active admin account `email` whose password is now
+    `password` (sessions under the previous one end), created when missing."""
+    user = session.exec(select(User).where(User.email == email)).first()
+    if user is None:
+        return create_user(session, email=email, password=password, role=Role.admin, name="Dev")
+    user.password_hash = hash_password(password)
+    user.role = Role.admin
+    user.is_active = True
+    session.add(user)
+    session.flush()
+    end_sessions(session, user=user)
+    return user
