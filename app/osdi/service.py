@@ -475,7 +475,7 @@ def signature_to_record(
         else f"person.postal_addresses.{postal_index}.country",
         "postcode": f"person.postal_addresses.{postal_index}.postal_code",
     }
-    spoken = [language.strip().lower() for language in person.languages_spoken]
+    spoken = [language.strip().lower().split("-")[0] for language in person.languages_spoken]
     try:
         return SignatureCreate(
             name=" ".join(part.strip() for part in names if part and part.strip()),

@@ -27,7 +27,7 @@ def osdi_person(**overrides: Any) -> dict[str, Any]:
         ],
         "postal_addresses": [{"primary": True, "postal_code": "01001", "country": "ua"}],
         "phone_numbers": [{"number": "380441234567", "primary": True}],  # not kept
-        "languages_spoken": ["fr", "uk"],
+        "languages_spoken": ["fr", "uk-UA"],
     }
     person.update(overrides)
     return person
