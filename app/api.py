@@ -14,6 +14,7 @@ from app.email import router as email
 from app.exports import router as exports
 from app.letters import pages as letter_pages
 from app.letters import router as letters
+from app.osdi import router as osdi
 from app.petitions import pages as petition_pages
 from app.petitions import router as petitions
 from app.rights import pages as rights_pages
@@ -54,3 +55,4 @@ page_router.include_router(rights_pages.router)
 page_router.include_router(update_pages.router)
 page_router.include_router(letter_pages.router)
 page_router.include_router(console.router)  # the organiser console, under /admin
+page_router.include_router(osdi.router)  # /api/osdi/v1: OSDI, authenticated as the admin API

@@ -26,10 +26,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.core.errors import busy_problem
 
 ADMIN_PREFIX = "/api/v1/admin/"
+# The OSDI API (app/osdi/) is the admin API as other tools read it: the same lane and pool.
+OSDI_PREFIX = "/api/osdi/"
 
 
 def is_admin_path(path: str) -> bool:
-    return path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/")
+    return path.startswith((ADMIN_PREFIX, OSDI_PREFIX)) or path in (
+        ADMIN_PREFIX.rstrip("/"),
+        OSDI_PREFIX.rstrip("/"),
+    )
 
 
 class AdminLane:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
@@ -109,3 +109,14 @@ def is_suppressed(session: Session, *, email: str) -> bool:
         )
     ).first()
     return found is not None
+
+
+def suppression_reasons(session: Session, *, emails: list[str]) -> dict[str, SuppressionReason]:
+    """{address: why it is on the suppression list} for those of `emails` that are on it."""
+    wanted = {normalise_email(email): email for email in emails}
+    rows = session.exec(
+        select(Suppression.email_normalised, Suppression.reason).where(
+            col(Suppression.email_normalised).in_(list(wanted))
+        )
+    )
+    return {wanted[email]: SuppressionReason(reason) for email, reason in rows}

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -210,6 +210,19 @@ def list_for_campaign(session: Session, *, campaign_id: int) -> list[Petition]:
             .order_by(col(Petition.created_at).desc(), col(Petition.id).desc())
         )
     )
+
+
+def page_in_campaigns(
+    session: Session, *, campaign_ids: list[int] | None, offset: int, limit: int
+) -> tuple[list[Petition], int]:
+    """A page of the petitions (any status) of these campaigns (None: all), oldest first, and
+    how many there are in all."""
+    query = select(Petition)
+    if campaign_ids is not None:
+        query = query.where(col(Petition.campaign_id).in_(campaign_ids))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    page = session.exec(query.order_by(col(Petition.id)).offset(offset).limit(limit))
+    return list(page), total
 
 
 def _check_dates(opens_at: datetime | None, closes_at: datetime | None) -> None:

@@ -1,0 +1,1 @@
+"""The Open Supporter Data Interface (OSDI 1.1): what tools that read Action Network read."""
