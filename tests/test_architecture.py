@@ -161,10 +161,6 @@ def test_no_app_import_inside_a_function() -> None:
     assert not offenders, f"app code imported inside a function: {offenders}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #12: app/letters/service.py does eight jobs in one file",
-)
 def test_no_file_over_the_size_limit() -> None:
     big = {
         _rel(p): n

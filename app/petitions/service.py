@@ -30,7 +30,7 @@ from app.petitions.models import (
     TargetPublic,
 )
 from app.signatures import service as signature_service
-from app.targets.models import Target
+from app.targets.models import DeliveryChannel, Target
 
 PUBLIC_STATUSES = (PetitionStatus.open, PetitionStatus.closed)
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
@@ -114,6 +114,17 @@ def targets(session: Session, *, petition_id: int) -> list[Target]:
         .order_by(col(PetitionTarget.position), col(Target.id))
     )
     return list(rows)
+
+
+def letter_targets(session: Session, *, petition: Petition) -> list[Target]:
+    """The petition's targets a letter can reach: by e-mail or post, with the address on file."""
+    assert petition.id is not None
+    return [
+        t
+        for t in targets(session, petition_id=petition.id)
+        if (t.delivery_channel == DeliveryChannel.email and t.email)
+        or (t.delivery_channel == DeliveryChannel.postal and t.postal_address)
+    ]
 
 
 def page_url(settings: Settings, petition: Petition, locale: str | None = None) -> str:
