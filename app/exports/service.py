@@ -35,7 +35,7 @@ from app.audit import service as audit_service
 from app.audit.models import AuditEntry
 from app.auth.models import User
 from app.core.db import utcnow
-from app.core.errors import FieldError, ProblemError
+from app.core.errors import field_problem
 from app.petitions.models import Petition
 from app.petitions.service import SLUG_RE
 from app.signatures.models import Signature, SignatureStatus
@@ -112,16 +112,6 @@ class ExportFilters:
 # --- reading and checking filters ------------------------------------------------------------
 
 
-def _invalid(field: str, type_: str, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "validation",
-        "Your request has invalid fields",
-        f"{field}: {message}",
-        errors=[FieldError(field=field, type=type_, message=message)],
-    )
-
-
 # "2026-11-23T10:00:00+02:00" sent unencoded in a query string arrives with a space for the "+".
 _SPACED_OFFSET = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.,]+) (\d\d(?::?\d\d)?)$")
 
@@ -138,7 +128,7 @@ def parse_datetime(*, value: str, field: str) -> datetime:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise _invalid(
+        raise field_problem(
             field,
             "datetime_invalid",
             "Give an ISO 8601 date or date and time, e.g. 2026-11-23 or "
@@ -155,7 +145,7 @@ def parse_countries(*, values: Iterable[str]) -> tuple[str, ...]:
             if not code:
                 continue
             if code not in COUNTRY_CODES:
-                raise _invalid(
+                raise field_problem(
                     "country",
                     "country_invalid",
                     f"{part.strip()[:20]!r} is not an ISO 3166-1 alpha-2 country code",
@@ -177,7 +167,7 @@ def make_filters(
     start = parse_datetime(value=created_from, field="created_from") if created_from else None
     end = parse_datetime(value=created_to, field="created_to") if created_to else None
     if start is not None and end is not None and end < start:
-        raise _invalid("created_to", "range_invalid", "created_to is before created_from")
+        raise field_problem("created_to", "range_invalid", "created_to is before created_from")
     return ExportFilters(
         status=status,
         created_from=start,

@@ -14,7 +14,7 @@ from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core.deps import CurrentUser, SessionDep, SettingsDep
-from app.core.errors import Problem, ProblemError
+from app.core.errors import Problem, ProblemError, field_problem
 from app.core.http import json_response
 from app.core.i18n import country_name, negotiate
 from app.letters import delivery_log as letter_log
@@ -62,7 +62,7 @@ def _language(value: str) -> str:
     try:
         return check_language(value)
     except PydanticCustomError as exc:
-        raise campaign_service.invalid("language", exc.type, str(exc)) from None
+        raise field_problem("language", exc.type, str(exc)) from None
 
 
 # --- supporters -------------------------------------------------------------------------------

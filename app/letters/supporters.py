@@ -11,10 +11,9 @@ from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
-from app.campaigns import service as campaign_service
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
-from app.core.errors import ProblemError
+from app.core.errors import ProblemError, field_problem
 from app.core.tokens import make_token, read_link
 from app.email import outbox
 from app.letters import duplicates, scheduling, templates
@@ -65,7 +64,7 @@ def submit(
     available = {t.key: t for t in petition_service.letter_targets(session, petition=petition)}
     unknown = [key for key in data.targets if key not in available]
     if unknown:
-        raise campaign_service.invalid(
+        raise field_problem(
             "targets",
             "target_unknown",
             f"Not among this petition's officials: {', '.join(unknown)}",

@@ -9,11 +9,10 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
-from app.campaigns import service as campaign_service
 from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import FieldError, ProblemError
+from app.core.errors import FieldError, ProblemError, field_problem
 from app.core.i18n import country_name
 from app.letters import defaults, engine, petition_delivery
 from app.letters.models import (
@@ -117,7 +116,7 @@ def save_template(
     assert campaign.id is not None
     check_template(kind, language, subject=data.subject, body=data.body)
     if kind == TemplateKind.delivery and data.message:
-        raise campaign_service.invalid(
+        raise field_problem(
             "message", "message_unused", "Only supporter templates have a starting text"
         )
     template = find_template(session, campaign_id=campaign.id, kind=kind, language=language)
@@ -261,7 +260,7 @@ def preview(
     assert campaign.id is not None
     target = session.get(Target, data.target_id)
     if target is None or target.campaign_id != campaign.id:
-        raise campaign_service.invalid("target_id", "target_unknown", "No such target here")
+        raise field_problem("target_id", "target_unknown", "No such target here")
     if data.petition:
         petition = session.exec(
             select(Petition).where(
@@ -269,7 +268,7 @@ def preview(
             )
         ).first()
         if petition is None:
-            raise campaign_service.invalid("petition", "petition_unknown", "No such petition here")
+            raise field_problem("petition", "petition_unknown", "No such petition here")
     else:
         petition = session.exec(
             select(Petition).where(Petition.campaign_id == campaign.id).order_by(col(Petition.id))

@@ -11,12 +11,11 @@ from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth.models import User
-from app.campaigns import service as campaign_service
 from app.campaigns.models import Campaign
-from app.core import cache
+from app.core import cache, edits
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import ProblemError
+from app.core.errors import ProblemError, field_problem
 from app.petitions.models import (
     Petition,
     PetitionAdmin,
@@ -225,7 +224,7 @@ def list_for_campaign(session: Session, *, campaign_id: int) -> list[Petition]:
 
 def _check_dates(opens_at: datetime | None, closes_at: datetime | None) -> None:
     if opens_at is not None and closes_at is not None and closes_at <= opens_at:
-        raise campaign_service.invalid(
+        raise field_problem(
             "closes_at", "closes_before_opening", "closes_at must be later than opens_at"
         )
 
@@ -234,7 +233,7 @@ def create(session: Session, *, actor: User, campaign: Campaign, data: PetitionC
     """A new draft petition in the campaign; 409 if the slug is taken (slugs are global)."""
     assert campaign.id is not None
     translations = {loc: text.model_dump() for loc, text in data.translations.items()}
-    campaign_service.check_default_locale(data.default_locale, translations)
+    edits.check_default_locale(data.default_locale, translations)
     _check_dates(data.opens_at, data.closes_at)
     conflict = ProblemError(
         409,
@@ -254,7 +253,7 @@ def create(session: Session, *, actor: User, campaign: Campaign, data: PetitionC
         opens_at=data.opens_at,
         closes_at=data.closes_at,
     )
-    campaign_service.flush_unique(session, petition, conflict)
+    edits.flush_unique(session, petition, conflict)
     audit_service.record(
         session,
         actor=actor,
@@ -272,15 +271,15 @@ def _iso(value: datetime | None) -> str | None:
 
 def update(session: Session, *, actor: User, petition: Petition, data: PetitionUpdate) -> Petition:
     """Change the fields sent (any status); records what changed in the audit log."""
-    campaign_service.refuse_nulls(data, ("goal", "default_locale", "translations"))
+    edits.refuse_nulls(data, ("goal", "default_locale", "translations"))
     sent = data.model_fields_set
     details: dict[str, Any] = {}
-    translations, changed, removed = campaign_service.merge_translations(
+    translations, changed, removed = edits.merge_translations(
         petition.translations,
         {loc: t.model_dump() if t else None for loc, t in (data.translations or {}).items()},
     )
     default_locale = data.default_locale or petition.default_locale
-    campaign_service.check_default_locale(default_locale, translations)
+    edits.check_default_locale(default_locale, translations)
     opens_at = data.opens_at if "opens_at" in sent else petition.opens_at
     closes_at = data.closes_at if "closes_at" in sent else petition.closes_at
     _check_dates(opens_at, closes_at)
@@ -385,7 +384,7 @@ def set_targets(
     """
     assert petition.id is not None
     if len(set(target_ids)) != len(target_ids):
-        raise campaign_service.invalid("target_ids", "target_duplicate", "Name each target once")
+        raise field_problem("target_ids", "target_duplicate", "Name each target once")
     found = {
         t.id: t
         for t in session.exec(
@@ -396,14 +395,14 @@ def set_targets(
     }
     unknown = [i for i in target_ids if i not in found]
     if unknown:
-        raise campaign_service.invalid(
+        raise field_problem(
             "target_ids",
             "target_unknown",
             f"No target {', '.join(map(str, unknown))} in this petition's campaign",
         )
     retired = [i for i in target_ids if found[i].retired_at is not None]
     if retired:
-        raise campaign_service.invalid(
+        raise field_problem(
             "target_ids", "target_retired", f"Target {', '.join(map(str, retired))} is retired"
         )
     before = [
