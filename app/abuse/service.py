@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
 from app.core import cache
+from app.core.addresses import normalise_email
 from app.core.clientip import ip_hash as ip_hash  # (re-exported: how other domains hash IPs)
 from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
@@ -27,7 +28,6 @@ from app.core.errors import FieldError, ProblemError, field_problem
 from app.email import outbox
 from app.petitions.models import Petition
 from app.signatures.models import Signature, SignatureStatus
-from app.signatures.validation import normalise_email
 
 log = logging.getLogger(__name__)
 

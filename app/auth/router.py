@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import col, select
 
-from app.abuse.service import ip_hash
 from app.audit import service as audit_service
 from app.audit.models import AuditEntryPublic
 from app.auth import service as auth_service
@@ -27,10 +26,11 @@ from app.auth.models import (
     UserUpdate,
 )
 from app.auth.security import hash_password
+from app.core.addresses import check_email
+from app.core.clientip import ip_hash
 from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
 from app.core.errors import Problem, ProblemError
 from app.core.http import json_response
-from app.signatures.validation import check_email
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 

@@ -34,12 +34,13 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit_service
 from app.audit.models import AuditEntry
 from app.auth.models import User
+from app.core.addresses import COUNTRY_CODES
 from app.core.db import utcnow
 from app.core.errors import field_problem
+from app.core.spreadsheet import FORMULA_PREFIXES, UTF8_BOM, iso_utc, neutralise
 from app.petitions.models import Petition
 from app.petitions.service import SLUG_RE
 from app.signatures.models import Signature, SignatureStatus
-from app.signatures.validation import COUNTRY_CODES, FORMULA_PREFIXES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ AUDIT_ACTION = "signatures.export"
 BATCH_SIZE = 2000
 # Rows turned into one chunk of output: small enough that a chunk stays well under a megabyte.
 CHUNK_ROWS = 500
-UTF8_BOM = "\ufeff"
 
 COLUMNS = (
     "id",
@@ -279,27 +279,6 @@ def count_rows(engine: Engine, *, petition_id: int, filters: ExportFilters) -> i
 
 
 # --- formatting ------------------------------------------------------------------------------
-
-# First characters after which a cell may need neutralising (formula starts, or spaces first).
-_RISKY_FIRST = frozenset(FORMULA_PREFIXES) | {" "}
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC, to the second, with a Z: `2026-11-23T09:30:00Z`."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="seconds")[:19] + "Z"
-
-
-def neutralise(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection).
-
-    A value starting with =, +, -, @, a tab or a carriage return, also after spaces, gets a
-    leading apostrophe, which spreadsheets show as text and do not evaluate.
-    """
-    if value[:1] in _RISKY_FIRST and value.lstrip(" ").startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def record_of(row: Row[*tuple[Any, ...]] | tuple[Any, ...]) -> dict[str, Any]:

@@ -21,9 +21,8 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import ProblemError
 from app.core.i18n import country_name
-from app.core.spreadsheet import UTF8_BOM, as_text
+from app.core.spreadsheet import UTF8_BOM, as_text, iso_utc, neutralise
 from app.core.tokens import make_token, read_link
-from app.exports.service import iso_utc, neutralise
 from app.letters import delivery_log, scheduling
 from app.letters.models import (
     CountrySummary,

@@ -11,6 +11,8 @@ from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
+from app.core import clientip
+from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.core.errors import ProblemError, field_problem
@@ -30,7 +32,6 @@ from app.letters.models import (
 )
 from app.petitions import service as petition_service
 from app.petitions.models import Petition
-from app.signatures.validation import normalise_email
 from app.targets.models import Target
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def submit(
     )
     held = similar >= settings.LETTER_DUPLICATE_LIMIT
     email_normalised = normalise_email(data.email)
-    ip_digests = abuse_service.ip_hashes(settings, source.ip) if source.ip else ()
+    ip_digests = clientip.ip_hashes(settings, source.ip) if source.ip else ()
     ip_digest = ip_digests[0] if ip_digests else None
     suspect = source.honeypot or abuse_service.blocked(
         session, settings=settings, ip_digests=ip_digests, email_normalised=email_normalised
