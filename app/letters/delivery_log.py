@@ -88,5 +88,7 @@ def log(
 
 
 def log_entry(session: Session, *, delivery_id: int) -> DeliveryLogEntry:
+    """One letter's entry, with any change this transaction made to it."""
+    session.flush()
     row = session.execute(log_query().where(col(LetterDelivery.id) == delivery_id)).one()
     return entry(row)

@@ -256,7 +256,6 @@ def delivery_log(
 
 def _entry_response(session: SessionDep, delivery_id: int | None) -> JSONResponse:
     assert delivery_id is not None
-    session.flush()
     return json_response(letter_log.log_entry(session, delivery_id=delivery_id))
 
 
