@@ -21,7 +21,8 @@ from app.abuse.models import (
 )
 from app.audit import service as audit_service
 from app.auth import service as auth_service
-from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
+from app.auth.deps import CurrentUser
+from app.core.deps import RowId, SessionDep, SettingsDep
 from app.core.errors import Problem
 from app.core.http import json_response
 from app.petitions import service as petition_service

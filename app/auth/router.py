@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from app.audit import service as audit_service
 from app.audit.models import AuditEntryPublic
 from app.auth import service as auth_service
+from app.auth.deps import CurrentUser
 from app.auth.models import (
     ApiToken,
     ApiTokenCreate,
@@ -26,7 +27,7 @@ from app.auth.models import (
 )
 from app.core.addresses import check_email
 from app.core.clientip import ip_hash
-from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
+from app.core.deps import RowId, SessionDep, SettingsDep
 from app.core.errors import Problem, ProblemError
 from app.core.http import json_response
 

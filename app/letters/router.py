@@ -12,8 +12,9 @@ from pydantic_core import PydanticCustomError
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
+from app.auth.deps import CurrentUser
 from app.campaigns import service as campaign_service
-from app.core.deps import CurrentUser, SessionDep, SettingsDep
+from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Problem, ProblemError, field_problem
 from app.core.http import json_response
 from app.core.i18n import country_name, negotiate

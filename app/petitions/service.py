@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
+from app.auth import service as auth_service
 from app.auth.models import User
 from app.campaigns.models import Campaign
 from app.core import cache, edits
@@ -29,6 +30,7 @@ from app.petitions.models import (
     TargetPublic,
 )
 from app.signatures import service as signature_service
+from app.targets import service as target_service
 from app.targets.models import DeliveryChannel, Target
 
 PUBLIC_STATUSES = (PetitionStatus.open, PetitionStatus.closed)
@@ -188,8 +190,6 @@ def to_summaries(
 
 def managed(session: Session, *, user: User, slug: str) -> Petition:
     """The petition (any status), if this user may manage its campaign; 404 otherwise."""
-    from app.auth import service as auth_service
-
     petition = None
     if SLUG_RE.fullmatch(slug):
         petition = session.exec(select(Petition).where(Petition.slug == slug)).first()
@@ -438,8 +438,6 @@ def set_targets(
 def to_admin(
     session: Session, *, petition: Petition, settings: Settings, campaign_slug: str
 ) -> PetitionAdmin:
-    from app.targets import service as target_service
-
     assert petition.id is not None
     return PetitionAdmin(
         slug=petition.slug,
