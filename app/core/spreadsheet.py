@@ -21,7 +21,7 @@ def as_text(value: str) -> str:
 
     Spreadsheets read such a cell as a number and drop its leading zeros (01001 -> 1001), or as
     a date. A leading apostrophe, the mark spreadsheets take for "this is text" (the same one
-    that keeps formulas from running, see app/exports), keeps it as written; no formula involved.
+    that keeps formulas from running, see neutralise), keeps it as written; no formula involved.
     """
     return "'" + value if _NUMBER_LIKE.fullmatch(value) else value
 
