@@ -24,6 +24,7 @@ STATE = case(
 
 
 def log_query() -> Any:
+    """Letter deliveries with their official's key, state, outbox outcome and delivery number."""
     return (
         sa_select(
             LetterDelivery,
@@ -44,6 +45,7 @@ def log_query() -> Any:
 
 
 def entry(row: Any) -> DeliveryLogEntry:
+    """A row of log_query() as the log shows it: the outbox's reason for a failure or retry."""
     delivery, key, state, last_error, attempts, sent_at, number = row
     reason = delivery.reason
     if state in (DeliveryState.failed, DeliveryState.queued) and last_error:
@@ -77,6 +79,7 @@ def log(
     after: int = 0,
     limit: int = 100,
 ) -> tuple[list[DeliveryLogEntry], int | None]:
+    """A page of the petition's log, oldest first, and the id to continue after (or None)."""
     query = log_query().where(
         col(LetterDelivery.petition_id) == petition_id, col(LetterDelivery.id) > after
     )

@@ -43,11 +43,13 @@ def signature(text: str) -> bytes:
 
 
 def similarity(first: bytes, second: bytes) -> float:
+    """The estimated share of text two signatures' letters have in common (0 to 1)."""
     same = sum(first[i : i + 4] == second[i : i + 4] for i in range(0, SLOTS * 4, 4))
     return same / SLOTS
 
 
 def bands(sig: bytes) -> list[int]:
+    """The signature's band hashes: letters sharing one are near-duplicate candidates."""
     size = len(sig) // BANDS
     return [
         int.from_bytes(

@@ -41,6 +41,7 @@ ANNEX_TYPE = "text/csv; charset=utf-8"
 
 
 def annex_filename(petition: Petition, number: int) -> str:
+    """The annex's file name, one per delivery of the petition."""
     return f"{petition.slug}-signatures-{number}.csv"
 
 
@@ -238,6 +239,7 @@ def linked_annex(
 def delivery_vars(
     delivery: PetitionDelivery, petition: Petition, language: str, settings: Settings
 ) -> dict[str, Any]:
+    """`delivery` in a delivery letter's template: counts, countries, the annex."""
     return {
         "number": delivery.number,
         "confirmed_count": delivery.confirmed_count,
@@ -324,6 +326,7 @@ def annex_gzip(delivery: PetitionDelivery) -> bytes:
 
 
 def get_delivery(session: Session, *, petition: Petition, number: int) -> PetitionDelivery:
+    """A petition's delivery by its number; 404 if there is none."""
     found = session.exec(
         select(PetitionDelivery).where(
             PetitionDelivery.petition_id == petition.id, PetitionDelivery.number == number
@@ -335,6 +338,7 @@ def get_delivery(session: Session, *, petition: Petition, number: int) -> Petiti
 
 
 def to_admin(session: Session, delivery: PetitionDelivery) -> PetitionDeliveryAdmin:
+    """A delivery as the admin API shows it, with each official's letter from the log."""
     rows = session.execute(
         delivery_log.log_query()
         .where(col(LetterDelivery.petition_delivery_id) == delivery.id)
@@ -354,6 +358,7 @@ def to_admin(session: Session, delivery: PetitionDelivery) -> PetitionDeliveryAd
 
 
 def list_deliveries(session: Session, *, petition_id: int) -> list[PetitionDelivery]:
+    """The petition's deliveries, oldest first."""
     return list(
         session.exec(
             select(PetitionDelivery)

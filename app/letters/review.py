@@ -43,6 +43,7 @@ def release(
 
 
 def discard(session: Session, *, actor: User, delivery: LetterDelivery) -> LetterDelivery:
+    """Never send a held letter (an organiser's review of a near-duplicate)."""
     if delivery.state != DeliveryState.held or delivery.outbox_id is not None:
         raise ProblemError(409, "letter-not-held", "Only a letter held for review can be discarded")
     scheduling.set_state(session, delivery, DeliveryState.cancelled, "discarded by an organiser")
@@ -51,6 +52,7 @@ def discard(session: Session, *, actor: User, delivery: LetterDelivery) -> Lette
 
 
 def mark_posted(session: Session, *, actor: User, delivery: LetterDelivery) -> LetterDelivery:
+    """Record that a printed postal letter was posted: it is sent."""
     if delivery.channel != DeliveryChannel.postal or delivery.state != DeliveryState.queued:
         raise ProblemError(
             409, "letter-not-printable", "Only a queued postal letter can be marked as posted"

@@ -17,6 +17,7 @@ from app.targets.models import DeliveryChannel, Target
 def set_state(
     session: Session, delivery: LetterDelivery, state: DeliveryState, reason: str | None
 ) -> None:
+    """Move a letter to `state`, with the reason the log shows."""
     delivery.state, delivery.reason, delivery.updated_at = state, reason, utcnow()
     session.add(delivery)
 

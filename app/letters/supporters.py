@@ -150,6 +150,7 @@ def submit(
 
 
 def confirmation_token(settings: Settings, *, letter_id: int) -> str:
+    """The token in a letter's confirmation link."""
     ttl = settings.CONFIRMATION_TOKEN_TTL_HOURS * 3600
     return make_token(settings, purpose=CONFIRM_PURPOSE, subject=letter_id, ttl_seconds=ttl)
 
@@ -162,6 +163,7 @@ class Confirmed:
 
 
 def confirm(session: Session, *, token: str, settings: Settings) -> Confirmed:
+    """Confirm a letter from its link: its deliveries are created and scheduled. Idempotent."""
     claims = read_link(
         settings,
         token,

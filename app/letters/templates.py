@@ -95,6 +95,7 @@ def check_template(kind: TemplateKind, language: str, *, subject: str, body: str
 def find_template(
     session: Session, *, campaign_id: int, kind: TemplateKind, language: str
 ) -> LetterTemplate | None:
+    """The campaign's template of this kind in exactly this language, if saved."""
     return session.exec(
         select(LetterTemplate).where(
             LetterTemplate.campaign_id == campaign_id,
@@ -113,6 +114,7 @@ def save_template(
     language: str,
     data: TemplateSave,
 ) -> LetterTemplate:
+    """Create or replace a template once it checks out (audited)."""
     assert campaign.id is not None
     check_template(kind, language, subject=data.subject, body=data.body)
     if kind == TemplateKind.delivery and data.message:
@@ -141,6 +143,7 @@ def save_template(
 def delete_template(
     session: Session, *, actor: User, campaign: Campaign, kind: TemplateKind, language: str
 ) -> None:
+    """Remove a template (audited); 404 if there is none."""
     assert campaign.id is not None
     template = find_template(session, campaign_id=campaign.id, kind=kind, language=language)
     if template is None:
@@ -157,6 +160,7 @@ def delete_template(
 
 
 def template_to_admin(template: LetterTemplate) -> TemplateAdmin:
+    """A template as the admin API shows it."""
     return TemplateAdmin(
         kind=template.kind,
         language=template.language,
@@ -168,6 +172,7 @@ def template_to_admin(template: LetterTemplate) -> TemplateAdmin:
 
 
 def list_templates(session: Session, *, campaign_id: int) -> list[TemplateAdmin]:
+    """The campaign's templates, by kind and language."""
     rows = session.exec(
         select(LetterTemplate)
         .where(LetterTemplate.campaign_id == campaign_id)
@@ -213,6 +218,7 @@ def letter_context(
     language: str,
     today: date | None = None,
 ) -> dict[str, Any]:
+    """What every letter to `target` may use: the official, petition, campaign, date."""
     assert petition.id is not None
     campaign = session.get(Campaign, petition.campaign_id)
     assert campaign is not None
@@ -237,6 +243,7 @@ def letter_context(
 
 
 def supporter_vars(letter: Letter, language: str) -> dict[str, Any]:
+    """What a supporter's letter adds: the supporter and their message."""
     return {
         "supporter": {
             "name": letter.name,
@@ -257,6 +264,7 @@ def preview(
     language: str,
     data: PreviewRequest,
 ) -> engine.Rendered:
+    """Render a template (saved, built-in or unsaved text) for one official, sending nothing."""
     assert campaign.id is not None
     target = session.get(Target, data.target_id)
     if target is None or target.campaign_id != campaign.id:
