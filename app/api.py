@@ -4,9 +4,9 @@ from fastapi import APIRouter, Depends
 
 from app.abuse import router as abuse
 from app.auth import router as auth
+from app.auth.deps import get_current_user
 from app.campaigns import admin as campaign_admin
 from app.console import router as console
-from app.core.deps import get_current_user
 from app.donations import pages as donation_pages
 from app.donations import router as donations
 from app.email import pages as mailbox_pages

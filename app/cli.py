@@ -261,9 +261,9 @@ def create_admin(
     """Create an admin account (admins can then create organisers through the API)."""
     from app.auth import service as auth_service
     from app.auth.models import Role
+    from app.core.addresses import check_email
     from app.core.db import make_engine, session_scope
     from app.core.errors import ProblemError
-    from app.signatures.validation import check_email
 
     if len(password) < 12:
         typer.echo("The password must have at least 12 characters.", err=True)

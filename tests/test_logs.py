@@ -27,7 +27,7 @@ from app.core.clientip import ip_hash
 from app.core.config import Settings
 from app.core.tokens import make_token
 from app.email.devmailbox import free_port
-from app.letters.service import ANNEX_PURPOSE
+from app.letters.petition_delivery import ANNEX_PURPOSE
 from app.rights.service import manage_token
 from app.signatures.models import Signature
 from app.signatures.service import confirmation_token

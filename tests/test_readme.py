@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.core.addresses import PLUS_IGNORED, normalise_email
 from app.core.config import Settings
-from app.signatures.validation import PLUS_IGNORED, normalise_email
 from tests.conftest import ROOT
 
 

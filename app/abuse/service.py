@@ -19,15 +19,15 @@ from sqlmodel import Session, col, select
 
 from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
 from app.core import cache
+from app.core.addresses import normalise_email
 from app.core.clientip import ip_hash as ip_hash  # (re-exported: how other domains hash IPs)
 from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
 from app.core.db import UTCDateTime, utcnow
-from app.core.errors import FieldError, ProblemError
+from app.core.errors import FieldError, ProblemError, field_problem
 from app.email import outbox
 from app.petitions.models import Petition
 from app.signatures.models import Signature, SignatureStatus
-from app.signatures.validation import normalise_email
 
 log = logging.getLogger(__name__)
 
@@ -242,13 +242,7 @@ def check_captcha(settings: Settings, *, token: str | None, ip: str | None) -> N
             ok = True
     if not ok:
         message = "Please complete the check that you are not a robot"
-        raise ProblemError(
-            422,
-            "validation",
-            "Your request has invalid fields",
-            message,
-            errors=[FieldError(field="captcha_token", type="captcha_failed", message=message)],
-        )
+        raise field_problem("captcha_token", "captcha_failed", message, detail=message)
 
 
 # --- reports and clean-up (organisers) ---------------------------------------------------------

@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlmodel import col, select
 
-from app.abuse.service import ip_hash
 from app.audit import service as audit_service
 from app.audit.models import AuditEntryPublic
 from app.auth import service as auth_service
+from app.auth.deps import CurrentUser
 from app.auth.models import (
     ApiToken,
     ApiTokenCreate,
@@ -26,11 +25,11 @@ from app.auth.models import (
     UserPublic,
     UserUpdate,
 )
-from app.auth.security import hash_password
-from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
+from app.core.addresses import check_email
+from app.core.clientip import ip_hash
+from app.core.deps import RowId, SessionDep, SettingsDep
 from app.core.errors import Problem, ProblemError
 from app.core.http import json_response
-from app.signatures.validation import check_email
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 
@@ -100,11 +99,7 @@ def me(user: CurrentUser, session: SessionDep) -> JSONResponse:
 @admin_router.get("/tokens", response_model=list[ApiTokenPublic])
 def list_tokens(user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Your long-lived API tokens (never the tokens themselves)."""
-    records = session.exec(
-        select(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.kind == TokenKind.api)
-        .order_by(col(ApiToken.id))
-    )
+    records = auth_service.api_tokens(session, user=user)
     return JSONResponse([_token_public(r).model_dump(mode="json") for r in records])
 
 
@@ -138,7 +133,7 @@ def revoke_token(token_id: RowId, user: CurrentUser, session: SessionDep) -> Res
 def list_users(user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Every account (admins only)."""
     auth_service.require_admin(user)
-    users = session.exec(select(User).order_by(col(User.id)))
+    users = auth_service.list_users(session)
     return JSONResponse([_user_public(session, u).model_dump(mode="json") for u in users])
 
 
@@ -181,30 +176,7 @@ def update_user(
 ) -> JSONResponse:
     """Change an account's role, campaigns, password or whether it may sign in (admins only)."""
     auth_service.require_admin(user)
-    target = session.get(User, user_id)
-    if target is None:
-        raise ProblemError(404, "user-not-found", "User not found")
-    changes = body.model_dump(exclude_unset=True, exclude={"password"})
-    # A new password or role, or a deactivation, signs the account out everywhere.
-    signs_out = (body.role is not None and body.role != target.role) or body.password is not None
-    deactivates = body.is_active is False and target.is_active
-    if body.name is not None:
-        target.name = body.name
-    if body.role is not None:
-        target.role = body.role
-    if body.is_active is not None:
-        target.is_active = body.is_active
-    if body.password is not None:
-        target.password_hash = hash_password(body.password)
-        changes["password"] = "changed"  # noqa: S105 (audit note, not a password)
-    if body.campaigns is not None:
-        auth_service.set_campaigns(session, user=target, campaign_slugs=body.campaigns)
-    session.flush()
-    if signs_out or deactivates:
-        auth_service.end_sessions(session, user=target, revoke_api_tokens=deactivates)
-    audit_service.record(
-        session, actor=user, action="user.update", subject=f"user:{target.email}", details=changes
-    )
+    target = auth_service.update_user(session, actor=user, user_id=user_id, data=body)
     return json_response(_user_public(session, target))
 
 

@@ -8,7 +8,16 @@ from datetime import timedelta
 from sqlalchemy import Engine, case, delete, func, true, update
 from sqlmodel import Session, col, select
 
-from app.auth.models import ApiToken, CampaignMember, LoginFailure, Role, TokenKind, User
+from app.audit import service as audit_service
+from app.auth.models import (
+    ApiToken,
+    CampaignMember,
+    LoginFailure,
+    Role,
+    TokenKind,
+    User,
+    UserUpdate,
+)
 from app.auth.security import hash_password, new_token, token_hash, verify_password
 from app.campaigns.models import Campaign
 from app.core.config import Settings
@@ -61,6 +70,43 @@ def set_campaigns(session: Session, *, user: User, campaign_slugs: list[str]) ->
         assert campaign.id is not None
         session.add(CampaignMember(campaign_id=campaign.id, user_id=user.id))
     session.flush()
+
+
+def list_users(session: Session) -> list[User]:
+    """Every account, oldest first."""
+    return list(session.exec(select(User).order_by(col(User.id))))
+
+
+def update_user(session: Session, *, actor: User, user_id: int, data: UserUpdate) -> User:
+    """Change an account's name, role, campaigns, password or whether it may sign in (audited).
+
+    A new password or role, or a deactivation, signs the account out everywhere; a
+    deactivation also revokes its API tokens.
+    """
+    target = session.get(User, user_id)
+    if target is None:
+        raise ProblemError(404, "user-not-found", "User not found")
+    changes = data.model_dump(exclude_unset=True, exclude={"password"})
+    signs_out = (data.role is not None and data.role != target.role) or data.password is not None
+    deactivates = data.is_active is False and target.is_active
+    if data.name is not None:
+        target.name = data.name
+    if data.role is not None:
+        target.role = data.role
+    if data.is_active is not None:
+        target.is_active = data.is_active
+    if data.password is not None:
+        target.password_hash = hash_password(data.password)
+        changes["password"] = "changed"  # noqa: S105 (audit note, not a password)
+    if data.campaigns is not None:
+        set_campaigns(session, user=target, campaign_slugs=data.campaigns)
+    session.flush()
+    if signs_out or deactivates:
+        end_sessions(session, user=target, revoke_api_tokens=deactivates)
+    audit_service.record(
+        session, actor=actor, action="user.update", subject=f"user:{target.email}", details=changes
+    )
+    return target
 
 
 def campaign_slugs(session: Session, *, user: User) -> list[str]:
@@ -221,6 +267,17 @@ def end_sessions(session: Session, *, user: User, revoke_api_tokens: bool = Fals
             .values(revoked_at=utcnow())
         )
     session.refresh(user)
+
+
+def api_tokens(session: Session, *, user: User) -> list[ApiToken]:
+    """The user's long-lived API tokens (revoked ones too), oldest first."""
+    return list(
+        session.exec(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.kind == TokenKind.api)
+            .order_by(col(ApiToken.id))
+        )
+    )
 
 
 def revoke_token(session: Session, *, user: User, token_id: int) -> ApiToken:

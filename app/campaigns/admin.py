@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 from fastapi.responses import JSONResponse
 
+from app.auth.deps import CurrentUser
 from app.campaigns import service as campaign_service
 from app.campaigns.models import CampaignAdmin, CampaignCreate, CampaignsAdmin, CampaignUpdate
-from app.core.deps import CurrentUser, SessionDep, SettingsDep
+from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Problem
 from app.core.http import json_response
 from app.petitions import service as petition_service

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -18,7 +16,8 @@ from app.campaigns.models import (
     CampaignCreate,
     CampaignUpdate,
 )
-from app.core.errors import FieldError, ProblemError
+from app.core.edits import check_default_locale, flush_unique, merge_translations, refuse_nulls
+from app.core.errors import ProblemError
 from app.email import outbox
 from app.petitions.models import Petition
 
@@ -46,67 +45,6 @@ def managed(session: Session, *, user: User, slug: str) -> Campaign:
     ):
         raise ProblemError(404, "campaign-not-found", "Campaign not found")
     return campaign
-
-
-# --- shared by the admin services -------------------------------------------------------------
-
-
-def invalid(field: str, type_: str, message: str) -> ProblemError:
-    """A 422 problem about one field, shaped like request validation errors."""
-    return ProblemError(
-        422,
-        "validation",
-        "Your request has invalid fields",
-        f"{field}: {message}",
-        errors=[FieldError(field=field, type=type_, message=message)],
-    )
-
-
-def refuse_nulls(data: BaseModel, fields: tuple[str, ...]) -> None:
-    """In a PATCH, null means "clear"; these fields cannot be cleared."""
-    for field in fields:
-        if field in data.model_fields_set and getattr(data, field) is None:
-            raise invalid(field, "null", f"{field} cannot be null")
-
-
-def merge_translations(
-    current: dict[str, Any], changes: dict[str, Any] | None
-) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Apply a PATCH of translations: given languages are replaced, null removes one.
-
-    Returns the new translations and the languages changed and removed.
-    """
-    merged = dict(current)
-    changed, removed = [], []
-    for locale, text in sorted((changes or {}).items()):
-        if text is None:
-            if locale in merged:
-                del merged[locale]
-                removed.append(locale)
-        elif merged.get(locale) != text:
-            merged[locale] = text
-            changed.append(locale)
-    return merged, changed, removed
-
-
-def check_default_locale(default_locale: str, translations: dict[str, Any]) -> None:
-    if default_locale not in translations:
-        raise invalid(
-            "default_locale",
-            "default_locale_untranslated",
-            f"The default language {default_locale!r} needs a translation "
-            f"(translations has {', '.join(sorted(translations)) or 'none'})",
-        )
-
-
-def flush_unique(session: Session, instance: Any, conflict: ProblemError) -> None:
-    """Add and flush in a savepoint; a unique-constraint race becomes `conflict`."""
-    try:
-        with session.begin_nested():
-            session.add(instance)
-            session.flush()
-    except IntegrityError:
-        raise conflict from None
 
 
 # --- managing campaigns -----------------------------------------------------------------------

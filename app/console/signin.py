@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.abuse.service import ip_hash
 from app.audit import service as audit_service
 from app.auth import service as auth_service
 from app.console.rendering import ConsoleRoute, render
@@ -26,6 +25,7 @@ from app.console.session import (
     set_login_cookie,
     set_session_cookie,
 )
+from app.core.clientip import ip_hash
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError
 from app.core.i18n import translate

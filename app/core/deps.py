@@ -1,15 +1,13 @@
-"""Annotated dependency aliases shared by the routers."""
+"""Annotated dependency aliases shared by the routers (who is calling: app/auth/deps.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
-from app.auth.models import User
 from app.core.config import Settings
 from app.core.lanes import is_admin_path
 
@@ -42,28 +40,3 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # A row id in a path: bounded, so a huge number is a 422, not an integer overflow in the driver.
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-
-
-# --- who is calling --------------------------------------------------------------------------
-
-bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-
-
-def get_current_user(
-    session: Annotated[Session, Depends(get_session, scope="function")],
-    token: Annotated[str | None, Depends(bearer)],
-) -> User:
-    """The user behind the bearer token; 401 (with WWW-Authenticate) otherwise."""
-    from app.auth import service as auth_service
-
-    user = auth_service.user_for_token(session, token=token) if token else None
-    if user is None:
-        raise HTTPException(
-            status_code=401,
-            detail="Sign in: send a valid bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return user
-
-
-CurrentUser = Annotated[User, Depends(get_current_user)]

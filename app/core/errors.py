@@ -55,6 +55,22 @@ class ProblemError(Exception):
         self.errors = errors
 
 
+def field_problem(
+    field: str, type_: str, message: str, *, detail: str | None = None
+) -> ProblemError:
+    """A 422 problem about one field, shaped like request validation errors.
+
+    Its detail is `field: message` unless one is given.
+    """
+    return ProblemError(
+        422,
+        "validation",
+        "Your request has invalid fields",
+        f"{field}: {message}" if detail is None else detail,
+        errors=[FieldError(field=field, type=type_, message=message)],
+    )
+
+
 def problem_response(
     request: Request,
     *,

@@ -172,8 +172,8 @@ def country_names(locale: str) -> list[tuple[str, str]]:
 
 
 def country_name(code: str, locale: str) -> str:
-    """A country's name in `locale` (its code when it has none)."""
-    return _country_lookup(locale).get(code, code)
+    """A country's name in `locale` (its code when it has none); `pt-BR` names it as `pt`."""
+    return _country_lookup(locale.split("-")[0]).get(code, code)
 
 
 @cache

@@ -12,9 +12,9 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, String
 from sqlmodel import Field, SQLModel
 
+from app.core.addresses import check_email
 from app.core.db import UTCDateTime, utcnow
 from app.core.mail_safe import header_safe
-from app.signatures.validation import check_email
 
 
 class Frequency(StrEnum):

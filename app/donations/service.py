@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.db import session_scope, utcnow
-from app.core.errors import FieldError, ProblemError
+from app.core.errors import ProblemError, field_problem
 from app.donations.currencies import CURRENCIES
 from app.donations.models import (
     STATUS_RANK,
@@ -31,16 +31,6 @@ from app.petitions.service import SLUG_RE
 log = logging.getLogger(__name__)
 
 
-def _field_problem(field: str, type_: str, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "validation",
-        "Your request has invalid fields",
-        message,
-        errors=[FieldError(field=field, type=type_, message=message)],
-    )
-
-
 def get_campaign(session: Session, *, slug: str) -> Campaign:
     campaign = None
     if SLUG_RE.fullmatch(slug):
@@ -54,20 +44,15 @@ def check_amount(campaign: Campaign, *, amount: int, currency: str) -> None:
     """Raise a 422 problem naming the field if the amount or currency is not acceptable."""
     accepted = [c for c in campaign.currencies if c in CURRENCIES]
     if currency not in accepted:
-        raise _field_problem(
-            "currency", "currency_not_accepted", f"This campaign accepts {', '.join(accepted)}"
-        )
+        message = f"This campaign accepts {', '.join(accepted)}"
+        raise field_problem("currency", "currency_not_accepted", message, detail=message)
     rules = CURRENCIES[currency]
     if amount < rules.minimum:
-        raise _field_problem(
-            "amount", "amount_too_small", f"The smallest gift is {rules.format(rules.minimum)}"
-        )
+        message = f"The smallest gift is {rules.format(rules.minimum)}"
+        raise field_problem("amount", "amount_too_small", message, detail=message)
     if amount > rules.maximum:
-        raise _field_problem(
-            "amount",
-            "amount_too_large",
-            f"The largest gift online is {rules.format(rules.maximum)}",
-        )
+        message = f"The largest gift online is {rules.format(rules.maximum)}"
+        raise field_problem("amount", "amount_too_large", message, detail=message)
 
 
 # The Stripe API version Chorus is written for, sent with every request (the Stripe-Version

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.auth import service as auth_service
-from app.core.deps import CurrentUser, SessionDep
+from app.auth.deps import CurrentUser
+from app.core.deps import SessionDep
 from app.core.errors import Problem
 from app.core.http import json_response
 from app.email import outbox as outbox_service

@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.email.models import Suppression, SuppressionReason
-from app.signatures.validation import normalise_email
 
 
 @dataclass

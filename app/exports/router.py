@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
-from app.core.deps import CurrentUser, SessionDep
+from app.auth.deps import CurrentUser
+from app.core.deps import SessionDep
 from app.core.errors import Problem
 from app.exports import service as export_service
 from app.exports.service import ExportFormat

@@ -34,12 +34,13 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit_service
 from app.audit.models import AuditEntry
 from app.auth.models import User
+from app.core.addresses import COUNTRY_CODES
 from app.core.db import utcnow
-from app.core.errors import FieldError, ProblemError
+from app.core.errors import field_problem
+from app.core.spreadsheet import FORMULA_PREFIXES, UTF8_BOM, iso_utc, neutralise
 from app.petitions.models import Petition
 from app.petitions.service import SLUG_RE
 from app.signatures.models import Signature, SignatureStatus
-from app.signatures.validation import COUNTRY_CODES, FORMULA_PREFIXES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ AUDIT_ACTION = "signatures.export"
 BATCH_SIZE = 2000
 # Rows turned into one chunk of output: small enough that a chunk stays well under a megabyte.
 CHUNK_ROWS = 500
-UTF8_BOM = "\ufeff"
 
 COLUMNS = (
     "id",
@@ -112,16 +112,6 @@ class ExportFilters:
 # --- reading and checking filters ------------------------------------------------------------
 
 
-def _invalid(field: str, type_: str, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "validation",
-        "Your request has invalid fields",
-        f"{field}: {message}",
-        errors=[FieldError(field=field, type=type_, message=message)],
-    )
-
-
 # "2026-11-23T10:00:00+02:00" sent unencoded in a query string arrives with a space for the "+".
 _SPACED_OFFSET = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.,]+) (\d\d(?::?\d\d)?)$")
 
@@ -138,7 +128,7 @@ def parse_datetime(*, value: str, field: str) -> datetime:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise _invalid(
+        raise field_problem(
             field,
             "datetime_invalid",
             "Give an ISO 8601 date or date and time, e.g. 2026-11-23 or "
@@ -155,7 +145,7 @@ def parse_countries(*, values: Iterable[str]) -> tuple[str, ...]:
             if not code:
                 continue
             if code not in COUNTRY_CODES:
-                raise _invalid(
+                raise field_problem(
                     "country",
                     "country_invalid",
                     f"{part.strip()[:20]!r} is not an ISO 3166-1 alpha-2 country code",
@@ -177,7 +167,7 @@ def make_filters(
     start = parse_datetime(value=created_from, field="created_from") if created_from else None
     end = parse_datetime(value=created_to, field="created_to") if created_to else None
     if start is not None and end is not None and end < start:
-        raise _invalid("created_to", "range_invalid", "created_to is before created_from")
+        raise field_problem("created_to", "range_invalid", "created_to is before created_from")
     return ExportFilters(
         status=status,
         created_from=start,
@@ -289,27 +279,6 @@ def count_rows(engine: Engine, *, petition_id: int, filters: ExportFilters) -> i
 
 
 # --- formatting ------------------------------------------------------------------------------
-
-# First characters after which a cell may need neutralising (formula starts, or spaces first).
-_RISKY_FIRST = frozenset(FORMULA_PREFIXES) | {" "}
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC, to the second, with a Z: `2026-11-23T09:30:00Z`."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="seconds")[:19] + "Z"
-
-
-def neutralise(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection).
-
-    A value starting with =, +, -, @, a tab or a carriage return, also after spaces, gets a
-    leading apostrophe, which spreadsheets show as text and do not evaluate.
-    """
-    if value[:1] in _RISKY_FIRST and value.lstrip(" ").startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def record_of(row: Row[*tuple[Any, ...]] | tuple[Any, ...]) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from app.campaigns.models import Key, Locale, line, paragraphs
+from app.core import addresses
 from app.core.db import UTCDateTime, utcnow
-from app.signatures import validation
 from app.signatures.models import Supporter
 from app.targets.models import DeliveryChannel
 
@@ -239,7 +239,7 @@ class SampleSupporter(BaseModel):
     city: Annotated[str, *line(100, min_length=0)] = "Kyiv"
     country: str = PydanticField(default="UA", max_length=60)
 
-    _country = field_validator("country")(validation.check_country)
+    _country = field_validator("country")(addresses.check_country)
 
 
 class PreviewRequest(BaseModel):

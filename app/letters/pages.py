@@ -14,7 +14,7 @@ from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError, field_errors_from_pydantic
 from app.core.i18n import SUPPORTED_LOCALES, negotiate, request_locale, translate
 from app.core.templating import page_templates
-from app.letters import service as letter_service
+from app.letters import supporters
 from app.letters.models import LetterCreate
 from app.petitions import service as petition_service
 from app.petitions.pages import page_locale, petition_context
@@ -87,7 +87,7 @@ def letter_form(
             data = None
     if data is not None:
         try:
-            accepted = letter_service.submit(
+            accepted = supporters.submit(
                 session,
                 petition=petition,
                 data=data,
@@ -148,7 +148,7 @@ def confirm_submit(
 ) -> Response:
     locale = request_locale(request)
     try:
-        confirmed = letter_service.confirm(session, token=token, settings=settings)
+        confirmed = supporters.confirm(session, token=token, settings=settings)
     except ProblemError as exc:
         return page_templates().TemplateResponse(
             request,

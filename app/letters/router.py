@@ -12,13 +12,15 @@ from pydantic_core import PydanticCustomError
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
+from app.auth.deps import CurrentUser
 from app.campaigns import service as campaign_service
-from app.core.deps import CurrentUser, SessionDep, SettingsDep
-from app.core.errors import Problem, ProblemError
+from app.core.deps import SessionDep, SettingsDep
+from app.core.errors import Problem, ProblemError, field_problem
 from app.core.http import json_response
-from app.core.i18n import negotiate
-from app.letters import engine, pdf
-from app.letters import service as letter_service
+from app.core.i18n import country_name, negotiate
+from app.letters import delivery_log as letter_log
+from app.letters import engine, pdf, review, supporters, templates
+from app.letters import petition_delivery as delivery_service
 from app.letters.models import (
     DeliveryCreate,
     DeliveryLog,
@@ -61,7 +63,7 @@ def _language(value: str) -> str:
     try:
         return check_language(value)
     except PydanticCustomError as exc:
-        raise campaign_service.invalid("language", exc.type, str(exc)) from None
+        raise field_problem("language", exc.type, str(exc)) from None
 
 
 # --- supporters -------------------------------------------------------------------------------
@@ -84,12 +86,12 @@ def letter_template(
         available=petition.locales,
         default=petition.default_locale,
     )
-    template = letter_service.supporter_template(session, petition=petition, locale=locale)
+    template = templates.supporter_template(session, petition=petition, locale=locale)
     if template is None:
         raise ProblemError(404, "letters-closed", "This petition takes no letters")
     targets = [
         {"key": t.key, **t.text(locale)}
-        for t in letter_service.letter_targets(session, petition=petition)
+        for t in petition_service.letter_targets(session, petition=petition)
     ]
     return json_response(
         LetterTemplatePublic(language=template.language, message=template.message, targets=targets)
@@ -116,7 +118,7 @@ def write_letter(
     )
     ip = request.client.host if request.client else None
     abuse_service.check_captcha(settings, token=body.captcha_token, ip=ip)
-    accepted = letter_service.submit(
+    accepted = supporters.submit(
         session,
         petition=petition,
         data=body,
@@ -136,7 +138,7 @@ def confirm_letter(
     body: ConfirmRequest, session: SessionDep, settings: SettingsDep
 ) -> JSONResponse:
     """Confirm a letter with the token from the e-mail: it is then sent. Idempotent."""
-    confirmed = letter_service.confirm(session, token=body.token, settings=settings)
+    confirmed = supporters.confirm(session, token=body.token, settings=settings)
     return json_response(confirmed.result)
 
 
@@ -155,7 +157,7 @@ def list_templates(slug: str, user: CurrentUser, session: SessionDep) -> JSONRes
     assert campaign.id is not None
     return json_response(
         TemplatesAdmin(
-            data=letter_service.list_templates(session, campaign_id=campaign.id),
+            data=templates.list_templates(session, campaign_id=campaign.id),
             variables={str(k): v for k, v in engine.VARIABLES.items()},
         )
     )
@@ -178,10 +180,10 @@ def save_template(
     """Create or replace the template. A syntax error, an unknown variable or field, or a reach
     for Python internals is a 422 naming the part, the line and the problem."""
     campaign = campaign_service.managed(session, user=user, slug=slug)
-    template = letter_service.save_template(
+    template = templates.save_template(
         session, actor=user, campaign=campaign, kind=kind, language=_language(language), data=body
     )
-    return json_response(letter_service.template_to_admin(template))
+    return json_response(templates.template_to_admin(template))
 
 
 @admin_router.delete(
@@ -194,7 +196,7 @@ def delete_template(
     slug: str, kind: TemplateKind, language: LanguagePath, user: CurrentUser, session: SessionDep
 ) -> Response:
     campaign = campaign_service.managed(session, user=user, slug=slug)
-    letter_service.delete_template(
+    templates.delete_template(
         session, actor=user, campaign=campaign, kind=kind, language=_language(language)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -218,7 +220,7 @@ def preview_template(
     """The letter as a target would receive it, with a sample supporter (or the latest
     delivery's figures). Send `subject`/`body` to try a text before saving it."""
     campaign = campaign_service.managed(session, user=user, slug=slug)
-    rendered = letter_service.preview(
+    rendered = templates.preview(
         session,
         settings=settings,
         campaign=campaign,
@@ -247,7 +249,7 @@ def delivery_log(
     its state (queued, sent, failed with the reason, held, cancelled) and timestamps."""
     petition = petition_service.managed(session, user=user, slug=slug)
     assert petition.id is not None
-    entries, next_after = letter_service.log(
+    entries, next_after = letter_log.log(
         session, petition_id=petition.id, state=state, after=after, limit=limit
     )
     return json_response(DeliveryLog(data=entries, next_after=next_after))
@@ -255,8 +257,7 @@ def delivery_log(
 
 def _entry_response(session: SessionDep, delivery_id: int | None) -> JSONResponse:
     assert delivery_id is not None
-    session.flush()
-    return json_response(letter_service.log_entry(session, delivery_id=delivery_id))
+    return json_response(letter_log.log_entry(session, delivery_id=delivery_id))
 
 
 @admin_router.post(
@@ -269,8 +270,8 @@ def release_letter(
     letter_id: LetterIdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> JSONResponse:
     """Send a letter held for review (a near-duplicate) after all."""
-    delivery = letter_service.managed_delivery(session, user=user, delivery_id=letter_id)
-    letter_service.release(session, actor=user, delivery=delivery, settings=settings)
+    delivery = review.managed_delivery(session, user=user, delivery_id=letter_id)
+    review.release(session, actor=user, delivery=delivery, settings=settings)
     return _entry_response(session, delivery.id)
 
 
@@ -282,8 +283,8 @@ def release_letter(
 )
 def discard_letter(letter_id: LetterIdPath, user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Never send a letter held for review."""
-    delivery = letter_service.managed_delivery(session, user=user, delivery_id=letter_id)
-    letter_service.discard(session, actor=user, delivery=delivery)
+    delivery = review.managed_delivery(session, user=user, delivery_id=letter_id)
+    review.discard(session, actor=user, delivery=delivery)
     return _entry_response(session, delivery.id)
 
 
@@ -295,8 +296,8 @@ def discard_letter(letter_id: LetterIdPath, user: CurrentUser, session: SessionD
 )
 def mark_posted(letter_id: LetterIdPath, user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Record that a printed (postal) letter was posted: it counts as sent."""
-    delivery = letter_service.managed_delivery(session, user=user, delivery_id=letter_id)
-    letter_service.mark_posted(session, actor=user, delivery=delivery)
+    delivery = review.managed_delivery(session, user=user, delivery_id=letter_id)
+    review.mark_posted(session, actor=user, delivery=delivery)
     return _entry_response(session, delivery.id)
 
 
@@ -310,7 +311,7 @@ def letter_pdf(
     letter_id: LetterIdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The letter as a printable A4 PDF (for officials reached by post; any letter prints)."""
-    delivery = letter_service.managed_delivery(session, user=user, delivery_id=letter_id)
+    delivery = review.managed_delivery(session, user=user, delivery_id=letter_id)
     try:
         rendered = render_delivery(session, delivery, settings)
     except engine.TemplateProblem as exc:
@@ -324,7 +325,7 @@ def letter_pdf(
         sender = [
             supporter.name,
             supporter.city,
-            letter_service.country_name(supporter.country, target.language),
+            country_name(supporter.country, target.language),
             supporter.email,
         ]
     else:
@@ -364,11 +365,11 @@ def deliver_petition(
     per-country summary, the signatures as a CSV annex and a manifest with the annex's SHA-256.
     Calling it again returns the earlier delivery (200) unless `new` is true."""
     petition = petition_service.managed(session, user=user, slug=slug)
-    delivery, created = letter_service.deliver(
+    delivery, created = delivery_service.deliver(
         session, actor=user, petition=petition, data=body, settings=settings
     )
     return json_response(
-        letter_service.to_admin(session, delivery), status_code=201 if created else 200
+        delivery_service.to_admin(session, delivery), status_code=201 if created else 200
     )
 
 
@@ -381,9 +382,9 @@ def deliver_petition(
 def list_deliveries(slug: str, user: CurrentUser, session: SessionDep) -> JSONResponse:
     petition = petition_service.managed(session, user=user, slug=slug)
     assert petition.id is not None
-    deliveries = letter_service.list_deliveries(session, petition_id=petition.id)
+    deliveries = delivery_service.list_deliveries(session, petition_id=petition.id)
     return json_response(
-        PetitionDeliveriesAdmin(data=[letter_service.to_admin(session, d) for d in deliveries])
+        PetitionDeliveriesAdmin(data=[delivery_service.to_admin(session, d) for d in deliveries])
     )
 
 
@@ -396,10 +397,10 @@ def list_deliveries(slug: str, user: CurrentUser, session: SessionDep) -> JSONRe
 def linked_annex(token: str, session: SessionDep, settings: SettingsDep) -> Response:
     """A delivered petition's list of signatories, gzip-compressed, from the link in the
     letter to an official (sent instead of an attachment when the list is too big to mail)."""
-    delivery, petition = letter_service.linked_annex(session, token=token, settings=settings)
-    filename = letter_service.annex_filename(petition, delivery.number) + ".gz"
+    delivery, petition = delivery_service.linked_annex(session, token=token, settings=settings)
+    filename = delivery_service.annex_filename(petition, delivery.number) + ".gz"
     return Response(
-        letter_service.annex_gzip(delivery),
+        delivery_service.annex_gzip(delivery),
         media_type="application/gzip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -416,11 +417,11 @@ def delivery_annex(
 ) -> Response:
     """The annex exactly as sent: its SHA-256 is the manifest's."""
     petition = petition_service.managed(session, user=user, slug=slug)
-    delivery = letter_service.get_delivery(session, petition=petition, number=number)
-    filename = letter_service.annex_filename(petition, number)
+    delivery = delivery_service.get_delivery(session, petition=petition, number=number)
+    filename = delivery_service.annex_filename(petition, number)
     return Response(
-        letter_service.annex(delivery),
-        media_type=letter_service.ANNEX_TYPE,
+        delivery_service.annex(delivery),
+        media_type=delivery_service.ANNEX_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -435,7 +436,7 @@ def delivery_manifest(
     slug: str, number: NumberPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> Response:
     petition = petition_service.managed(session, user=user, slug=slug)
-    delivery = letter_service.get_delivery(session, petition=petition, number=number)
+    delivery = delivery_service.get_delivery(session, petition=petition, number=number)
     return Response(
-        letter_service.manifest(delivery, petition, settings), media_type="application/json"
+        delivery_service.manifest(delivery, petition, settings), media_type="application/json"
     )

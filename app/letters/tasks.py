@@ -11,8 +11,8 @@ from app.core.config import Settings
 from app.core.i18n import translate
 from app.core.templating import render_email
 from app.email.service import Attachment, EmailMessage, Undeliverable, renderer
-from app.letters import defaults, engine
-from app.letters import service as letter_service
+from app.letters import defaults, engine, supporters, templates
+from app.letters import petition_delivery as delivery_service
 from app.letters.models import (
     DeliveryState,
     Letter,
@@ -45,7 +45,7 @@ def confirmation(
 
     text_locale = locale if locale in petition.translations else petition.default_locale
     title = petition.text(text_locale)["title"]
-    token = letter_service.confirmation_token(settings, letter_id=letter.id)
+    token = supporters.confirmation_token(settings, letter_id=letter.id)
     text, html = render_email(
         "letter_confirmation",
         t=t,
@@ -72,7 +72,7 @@ def delivery_template(
     """(language, subject, body) of the delivery letter for a target writing in `language`:
     the campaign's template in that language, else the built-in one, else English."""
     for candidate in dict.fromkeys([language, language.split("-")[0]]):
-        saved = letter_service.find_template(
+        saved = templates.find_template(
             session,
             campaign_id=petition.campaign_id,
             kind=TemplateKind.delivery,
@@ -82,7 +82,7 @@ def delivery_template(
             return candidate, saved.subject, saved.body
         if candidate in defaults.DELIVERY:
             return candidate, *defaults.DELIVERY[candidate]
-    saved = letter_service.find_template(
+    saved = templates.find_template(
         session, campaign_id=petition.campaign_id, kind=TemplateKind.delivery, language="en"
     )
     if saved is not None:
@@ -106,19 +106,17 @@ def render_delivery(
         # held ones were cancelled.)
         if letter is None or letter.status == LetterStatus.unconfirmed:
             return None
-        template = letter_service.supporter_template(
-            session, petition=petition, locale=letter.locale
-        )
+        template = templates.supporter_template(session, petition=petition, locale=letter.locale)
         if template is None:
             return None  # the campaign withdrew its letter template
-        context = letter_service.letter_context(
+        context = templates.letter_context(
             session,
             settings=settings,
             petition=petition,
             target=target,
             language=template.language,
         )
-        context.update(letter_service.supporter_vars(letter, template.language))
+        context.update(templates.supporter_vars(letter, template.language))
         return (
             engine.render(template.subject, template.body, context, language=template.language),
             target,
@@ -132,7 +130,7 @@ def render_delivery(
     language, subject, body = delivery_template(
         session, petition=petition, language=target.language
     )
-    context = letter_service.letter_context(
+    context = templates.letter_context(
         session,
         settings=settings,
         petition=petition,
@@ -140,7 +138,7 @@ def render_delivery(
         language=language,
         today=petition_delivery.created_at.date(),
     )
-    context["delivery"] = letter_service.delivery_vars(
+    context["delivery"] = delivery_service.delivery_vars(
         petition_delivery, petition, language, settings
     )
     content = engine.render(subject, body, context, language=language)
@@ -183,13 +181,13 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
             site=settings.MAIL_FROM_NAME,
         )
     if petition_delivery is not None:
-        filename = letter_service.annex_filename(petition, petition_delivery.number)
+        filename = delivery_service.annex_filename(petition, petition_delivery.number)
         # A big annex travels gzip-compressed, and one too big for mail servers (which refuse
         # messages over 10-25 MB) as a link in the letter (delivery.annex_url); the
         # manifest's SHA-256 is that of the CSV either way.
-        if not letter_service.annex_attached(settings, petition_delivery):
+        if not delivery_service.annex_attached(settings, petition_delivery):
             annex = []
-            url = letter_service.annex_url(settings, petition_delivery)
+            url = delivery_service.annex_url(settings, petition_delivery)
             if url not in message.text:  # a template written before delivery.annex_url existed
                 line = translate(
                     target.language,
@@ -205,14 +203,14 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
         else:
             annex = [
                 Attachment(
-                    filename, letter_service.annex(petition_delivery), letter_service.ANNEX_TYPE
+                    filename, delivery_service.annex(petition_delivery), delivery_service.ANNEX_TYPE
                 )
             ]
         message.attachments = [
             *annex,
             Attachment(
                 filename="manifest.json",
-                content=letter_service.manifest(petition_delivery, petition, settings),
+                content=delivery_service.manifest(petition_delivery, petition, settings),
                 media_type="application/json",
             ),
         ]

@@ -17,7 +17,7 @@ from app.core.errors import ProblemError, field_errors_from_pydantic
 from app.core.http import cached_read
 from app.core.i18n import SUPPORTED_LOCALES, country_names, negotiate, request_locale, translate
 from app.core.templating import page_templates
-from app.letters import service as letter_service
+from app.letters import templates as letter_templates
 from app.petitions import service as petition_service
 from app.petitions.models import Petition
 from app.signatures import service as signature_service
@@ -58,7 +58,7 @@ def petition_context(
         "switch_path": f"/petitions/{petition.slug}",
         "captcha_provider": request.app.state.settings.CAPTCHA_PROVIDER,
         "captcha_site_key": request.app.state.settings.CAPTCHA_SITE_KEY,
-        **letter_service.form_context(session, petition=petition, locale=locale),
+        **letter_templates.form_context(session, petition=petition, locale=locale),
     }
 
 

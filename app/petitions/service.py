@@ -10,13 +10,13 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
+from app.auth import service as auth_service
 from app.auth.models import User
-from app.campaigns import service as campaign_service
 from app.campaigns.models import Campaign
-from app.core import cache
+from app.core import cache, edits
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import ProblemError
+from app.core.errors import ProblemError, field_problem
 from app.petitions.models import (
     Petition,
     PetitionAdmin,
@@ -30,7 +30,8 @@ from app.petitions.models import (
     TargetPublic,
 )
 from app.signatures import service as signature_service
-from app.targets.models import Target
+from app.targets import service as target_service
+from app.targets.models import DeliveryChannel, Target
 
 PUBLIC_STATUSES = (PetitionStatus.open, PetitionStatus.closed)
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
@@ -116,6 +117,17 @@ def targets(session: Session, *, petition_id: int) -> list[Target]:
     return list(rows)
 
 
+def letter_targets(session: Session, *, petition: Petition) -> list[Target]:
+    """The petition's targets a letter can reach: by e-mail or post, with the address on file."""
+    assert petition.id is not None
+    return [
+        t
+        for t in targets(session, petition_id=petition.id)
+        if (t.delivery_channel == DeliveryChannel.email and t.email)
+        or (t.delivery_channel == DeliveryChannel.postal and t.postal_address)
+    ]
+
+
 def page_url(settings: Settings, petition: Petition, locale: str | None = None) -> str:
     suffix = f"?lang={locale}" if locale and locale != petition.default_locale else ""
     return settings.public_url(f"/petitions/{petition.slug}{suffix}")
@@ -178,8 +190,6 @@ def to_summaries(
 
 def managed(session: Session, *, user: User, slug: str) -> Petition:
     """The petition (any status), if this user may manage its campaign; 404 otherwise."""
-    from app.auth import service as auth_service
-
     petition = None
     if SLUG_RE.fullmatch(slug):
         petition = session.exec(select(Petition).where(Petition.slug == slug)).first()
@@ -227,7 +237,7 @@ def page_in_campaigns(
 
 def _check_dates(opens_at: datetime | None, closes_at: datetime | None) -> None:
     if opens_at is not None and closes_at is not None and closes_at <= opens_at:
-        raise campaign_service.invalid(
+        raise field_problem(
             "closes_at", "closes_before_opening", "closes_at must be later than opens_at"
         )
 
@@ -236,7 +246,7 @@ def create(session: Session, *, actor: User, campaign: Campaign, data: PetitionC
     """A new draft petition in the campaign; 409 if the slug is taken (slugs are global)."""
     assert campaign.id is not None
     translations = {loc: text.model_dump() for loc, text in data.translations.items()}
-    campaign_service.check_default_locale(data.default_locale, translations)
+    edits.check_default_locale(data.default_locale, translations)
     _check_dates(data.opens_at, data.closes_at)
     conflict = ProblemError(
         409,
@@ -256,7 +266,7 @@ def create(session: Session, *, actor: User, campaign: Campaign, data: PetitionC
         opens_at=data.opens_at,
         closes_at=data.closes_at,
     )
-    campaign_service.flush_unique(session, petition, conflict)
+    edits.flush_unique(session, petition, conflict)
     audit_service.record(
         session,
         actor=actor,
@@ -274,15 +284,15 @@ def _iso(value: datetime | None) -> str | None:
 
 def update(session: Session, *, actor: User, petition: Petition, data: PetitionUpdate) -> Petition:
     """Change the fields sent (any status); records what changed in the audit log."""
-    campaign_service.refuse_nulls(data, ("goal", "default_locale", "translations"))
+    edits.refuse_nulls(data, ("goal", "default_locale", "translations"))
     sent = data.model_fields_set
     details: dict[str, Any] = {}
-    translations, changed, removed = campaign_service.merge_translations(
+    translations, changed, removed = edits.merge_translations(
         petition.translations,
         {loc: t.model_dump() if t else None for loc, t in (data.translations or {}).items()},
     )
     default_locale = data.default_locale or petition.default_locale
-    campaign_service.check_default_locale(default_locale, translations)
+    edits.check_default_locale(default_locale, translations)
     opens_at = data.opens_at if "opens_at" in sent else petition.opens_at
     closes_at = data.closes_at if "closes_at" in sent else petition.closes_at
     _check_dates(opens_at, closes_at)
@@ -387,7 +397,7 @@ def set_targets(
     """
     assert petition.id is not None
     if len(set(target_ids)) != len(target_ids):
-        raise campaign_service.invalid("target_ids", "target_duplicate", "Name each target once")
+        raise field_problem("target_ids", "target_duplicate", "Name each target once")
     found = {
         t.id: t
         for t in session.exec(
@@ -398,14 +408,14 @@ def set_targets(
     }
     unknown = [i for i in target_ids if i not in found]
     if unknown:
-        raise campaign_service.invalid(
+        raise field_problem(
             "target_ids",
             "target_unknown",
             f"No target {', '.join(map(str, unknown))} in this petition's campaign",
         )
     retired = [i for i in target_ids if found[i].retired_at is not None]
     if retired:
-        raise campaign_service.invalid(
+        raise field_problem(
             "target_ids", "target_retired", f"Target {', '.join(map(str, retired))} is retired"
         )
     before = [
@@ -441,8 +451,6 @@ def set_targets(
 def to_admin(
     session: Session, *, petition: Petition, settings: Settings, campaign_slug: str
 ) -> PetitionAdmin:
-    from app.targets import service as target_service
-
     assert petition.id is not None
     return PetitionAdmin(
         slug=petition.slug,

@@ -30,7 +30,8 @@ from app.donations import donors
 from app.donations.models import DonationData
 from app.email import outbox
 from app.email.models import Suppression
-from app.letters import service as letter_service
+from app.letters import retention as letter_retention
+from app.letters import supporters as letter_supporters
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureStatus
@@ -287,7 +288,7 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
                 message=letter.message,
                 targets=names,
             )
-            for letter, names in letter_service.letters_of(
+            for letter, names in letter_supporters.letters_of(
                 session, petition_id=petition.id or 0, email_normalised=signature.email_normalised
             )
         ]
@@ -409,7 +410,7 @@ def anonymise_expired(
         else:
             count = _anonymise_petition(engine, petition_id=petition_id, batch_size=batch_size)
             with session_scope(engine) as session:
-                letters = letter_service.anonymise_petition(session, petition_id=petition_id)
+                letters = letter_retention.anonymise_petition(session, petition_id=petition_id)
             if count or letters:
                 with session_scope(engine) as session:
                     petition = session.get(Petition, petition_id)

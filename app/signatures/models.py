@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from app.core import addresses
 from app.core.db import UTCDateTime, utcnow
 from app.signatures import validation
 
@@ -130,8 +131,8 @@ class Supporter(BaseModel):
     )
 
     _name = field_validator("name")(validation.check_name)
-    _email = field_validator("email")(validation.check_email)
-    _country = field_validator("country")(validation.check_country)
+    _email = field_validator("email")(addresses.check_email)
+    _country = field_validator("country")(addresses.check_country)
 
 
 class SignatureCreate(Supporter):

@@ -27,6 +27,7 @@ from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core import metrics
+from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.core.db import UTCDateTime, dialect_insert, utcnow
 from app.core.errors import ProblemError
@@ -40,7 +41,6 @@ from app.signatures.models import (
     SignatureStatus,
     SignatureTally,
 )
-from app.signatures.validation import normalise_email
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.core.errors import FieldError, ProblemError
+from app.core.errors import field_problem
 from app.petitions.models import CountryCount, Petition
 from app.signatures import service as signature_service
 from app.signatures.models import SignatureHourlyTally
@@ -98,13 +98,7 @@ def stats(
     since, until = _utc(since), _utc(until)
     if since is not None and until is not None and since > until:
         message = "`since` must not be after `until`"
-        raise ProblemError(
-            422,
-            "validation",
-            "Your request has invalid fields",
-            f"since: {message}",
-            errors=[FieldError(field="since", type="range_invalid", message=message)],
-        )
+        raise field_problem("since", "range_invalid", message)
     return PetitionStats(
         petition=petition.slug,
         signature_count=signature_service.confirmed_count(session, petition_id=petition.id),

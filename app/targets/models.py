@@ -15,8 +15,8 @@ from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstrai
 from sqlmodel import Field, SQLModel
 
 from app.campaigns.models import Key, Locale, line, paragraphs
+from app.core import addresses
 from app.core.db import UTCDateTime, utcnow
-from app.signatures import validation
 
 
 class DeliveryChannel(StrEnum):
@@ -111,7 +111,7 @@ def check_language(value: str) -> str:
         return match[1]
     if len(subtag) == 4:
         return f"{match[1]}-{subtag.title()}"
-    if subtag.isalpha() and subtag.upper() not in validation.COUNTRY_CODES:
+    if subtag.isalpha() and subtag.upper() not in addresses.COUNTRY_CODES:
         raise PydanticCustomError(
             "language_invalid",
             "Unknown region {region} in the language tag",
@@ -121,8 +121,8 @@ def check_language(value: str) -> str:
 
 
 Language = Annotated[str, StringConstraints(max_length=35), AfterValidator(check_language)]
-Country = Annotated[str, StringConstraints(max_length=60), AfterValidator(validation.check_country)]
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(validation.check_email)]
+Country = Annotated[str, StringConstraints(max_length=60), AfterValidator(addresses.check_country)]
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(addresses.check_email)]
 PostalAddress = Annotated[str, *paragraphs(1000)]
 GroupNames = Annotated[dict[Locale, Annotated[str, *line(200)]], PydanticField(max_length=10)]
 

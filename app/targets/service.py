@@ -10,10 +10,10 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit_service
 from app.auth import service as auth_service
 from app.auth.models import User
-from app.campaigns import service as campaign_service
 from app.campaigns.models import Campaign
+from app.core import edits
 from app.core.db import utcnow
-from app.core.errors import ProblemError
+from app.core.errors import ProblemError, field_problem
 from app.targets.models import (
     DeliveryChannel,
     Target,
@@ -52,11 +52,11 @@ def managed(session: Session, *, user: User, target_id: int) -> Target:
 def _check_channel(target: Target) -> None:
     """The delivery channel needs its address."""
     if target.delivery_channel == DeliveryChannel.email and not target.email:
-        raise campaign_service.invalid(
+        raise field_problem(
             "email", "email_missing", "The e-mail delivery channel needs an e-mail address"
         )
     if target.delivery_channel == DeliveryChannel.postal and not target.postal_address:
-        raise campaign_service.invalid(
+        raise field_problem(
             "postal_address",
             "postal_address_missing",
             "The postal delivery channel needs a postal address",
@@ -141,10 +141,10 @@ def create(session: Session, *, actor: User, campaign: Campaign, data: TargetCre
         )
         target.group_id = group.id
     elif data.group_names is not None:
-        raise campaign_service.invalid(
+        raise field_problem(
             "group_names", "group_missing", "group_names needs a group key in group"
         )
-    campaign_service.flush_unique(session, target, _key_taken(data.key))
+    edits.flush_unique(session, target, _key_taken(data.key))
     audit_service.record(
         session,
         actor=actor,
@@ -166,11 +166,11 @@ def update(session: Session, *, actor: User, target: Target, data: TargetUpdate)
     """Change the fields sent; the channel must still have its address. `translations`
     replaces the languages given and removes those sent as null."""
     sent = data.model_fields_set
-    campaign_service.refuse_nulls(data, (*NOT_NULL, "translations"))
+    edits.refuse_nulls(data, (*NOT_NULL, "translations"))
     if data.group_names is not None and (
         data.group is None if "group" in sent else target.group_id is None
     ):
-        raise campaign_service.invalid(
+        raise field_problem(
             "group_names", "group_missing", "group_names needs a group key in group"
         )
     details: dict[str, Any] = {}
@@ -179,7 +179,7 @@ def update(session: Session, *, actor: User, target: Target, data: TargetUpdate)
             details[field] = {"from": getattr(target, field), "to": getattr(data, field)}
     if "postal_address" in details:  # may be long; the audit log says only that it changed
         details["postal_address"] = "changed"
-    translations, changed, removed = campaign_service.merge_translations(
+    translations, changed, removed = edits.merge_translations(
         target.translations,
         {loc: t.model_dump() if t else None for loc, t in (data.translations or {}).items()},
     )
@@ -222,7 +222,7 @@ def update(session: Session, *, actor: User, target: Target, data: TargetUpdate)
         target.group_id = group_id
         _check_channel(target)
     if details:
-        campaign_service.flush_unique(session, target, _key_taken(target.key))
+        edits.flush_unique(session, target, _key_taken(target.key))
         audit_service.record(
             session,
             actor=actor,

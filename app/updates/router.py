@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.deps import CurrentUser, SessionDep, SettingsDep
+from app.auth.deps import CurrentUser
+from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Problem
 from app.core.http import json_response
 from app.petitions import service as petition_service

@@ -33,7 +33,7 @@ from app.audit import service as audit_service
 from app.auth.models import User
 from app.core.config import Settings
 from app.core.db import UTCDateTime, utcnow
-from app.core.errors import FieldError, ProblemError
+from app.core.errors import ProblemError, field_problem
 from app.core.i18n import SUPPORTED_LOCALES
 from app.core.tokens import make_token, read_link
 from app.email import outbox
@@ -70,16 +70,6 @@ class UpdateList(BaseModel):
 # --- sending ----------------------------------------------------------------------------------
 
 
-def _invalid(field: str, type_: str, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "validation",
-        "Your request has invalid fields",
-        f"{field}: {message}",
-        errors=[FieldError(field=field, type=type_, message=message)],
-    )
-
-
 def _clean_subject(text: str) -> str:
     # A header is one line: no newlines (header injection) and no other control characters.
     return " ".join("".join(" " if unicodedata.category(c)[0] == "C" else c for c in text).split())
@@ -93,7 +83,7 @@ def _clean_body(text: str) -> str:
 
 def _translations(petition: Petition, data: UpdateCreate) -> dict[str, dict[str, str]]:
     if petition.default_locale not in data.translations:
-        raise _invalid(
+        raise field_problem(
             f"translations.{petition.default_locale}",
             "default_locale_missing",
             f"Give the update in the petition's default language ({petition.default_locale}); "
@@ -103,16 +93,16 @@ def _translations(petition: Petition, data: UpdateCreate) -> dict[str, dict[str,
     out: dict[str, dict[str, str]] = {}
     for locale, text in data.translations.items():
         if locale not in known:
-            raise _invalid(
+            raise field_problem(
                 f"translations.{locale}",
                 "locale_unknown",
                 f"Unknown language {locale!r}: use one of {', '.join(known)}",
             )
         subject, body = _clean_subject(text.subject), _clean_body(text.body)
         if not subject:
-            raise _invalid(f"translations.{locale}.subject", "missing", "Enter a subject")
+            raise field_problem(f"translations.{locale}.subject", "missing", "Enter a subject")
         if not body:
-            raise _invalid(f"translations.{locale}.body", "missing", "Enter the text")
+            raise field_problem(f"translations.{locale}.body", "missing", "Enter the text")
         out[locale] = {"subject": subject, "body": body}
     return out
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.email.models import OutboxMessage
-from app.letters import service as letter_service
+from app.letters import duplicates
 from app.letters.models import LetterDelivery
 from app.main import create_app
 from app.petitions.models import Petition
@@ -432,11 +432,11 @@ def test_the_signature_tells_copies_from_personal_letters() -> None:
     )
     near = base.replace("make sure", "ensure")
     apart = base + " " + PERSONAL
-    sig = letter_service.signature
-    assert letter_service.similarity(sig(base), sig(base)) == 1.0
-    assert letter_service.similarity(sig(base), sig(near)) >= letter_service.NEAR_DUPLICATE
-    assert letter_service.similarity(sig(base), sig(apart)) < letter_service.NEAR_DUPLICATE
-    assert letter_service.similarity(sig(base), sig(PERSONAL)) < 0.2
+    sig = duplicates.signature
+    assert duplicates.similarity(sig(base), sig(base)) == 1.0
+    assert duplicates.similarity(sig(base), sig(near)) >= duplicates.NEAR_DUPLICATE
+    assert duplicates.similarity(sig(base), sig(apart)) < duplicates.NEAR_DUPLICATE
+    assert duplicates.similarity(sig(base), sig(PERSONAL)) < 0.2
 
 
 def test_nobody_can_flood_an_inbox_with_letter_confirmations(

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from app.core.addresses import normalise_email
 from app.core.db import utcnow
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures.models import Signature
-from app.signatures.validation import normalise_email
 from tests.conftest import Mailbox, confirm_link, token_of
 from tests.factories import make_petition, signer
 

@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlmodel import Session, select
 
+from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureStatus
-from app.signatures.validation import normalise_email
 from tests.conftest import Mailbox, body_text
 from tests.factories import make_petition, signer
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEntry
 from app.campaigns.models import Campaign
+from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.tokens import make_token
@@ -23,7 +24,6 @@ from app.email import service as email_service
 from app.email.models import OutboxMessage, OutboxStatus, Suppression, SuppressionReason
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures.models import Signature, SignatureStatus
-from app.signatures.validation import normalise_email
 from app.updates import service as update_service
 from app.updates.models import PetitionUpdate
 from tests.conftest import Account, Mailbox, body_text
