@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from app.core.deps import RowId, SessionDep, SettingsDep, bearer, get_current_user
+from app.auth.deps import bearer, get_current_user
+from app.core.deps import RowId, SessionDep, SettingsDep
 from app.core.errors import Problem
 from app.osdi import service as osdi_service
 from app.osdi.models import (
