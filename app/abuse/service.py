@@ -26,6 +26,7 @@ from app.core.db import UTCDateTime, utcnow
 from app.core.errors import FieldError, ProblemError
 from app.email import outbox
 from app.petitions.models import Petition
+from app.signatures import tally
 from app.signatures.models import Signature, SignatureStatus
 from app.signatures.validation import normalise_email
 
@@ -295,8 +296,6 @@ def invalidate(
     Returns (invalidated, uncounted). Works in batches; each row changes status under a guard
     on its current status, so a concurrent confirmation or withdrawal is counted once either way.
     """
-    from app.signatures import service as signature_service
-
     filters = [col(Signature.petition_id) == petition.id]
     if ip:
         try:
@@ -353,7 +352,7 @@ def invalidate(
                 continue  # changed meanwhile (confirmed, withdrawn): leave it to that change
             invalidated += 1
             if signature.status == SignatureStatus.confirmed and signature.confirmed_at:
-                signature_service.add_to_tallies(
+                tally.add_to_tallies(
                     session,
                     signature=signature,
                     confirmed_at=signature.confirmed_at,

@@ -33,6 +33,7 @@ from app.email.models import Suppression
 from app.letters import service as letter_service
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
+from app.signatures import tally
 from app.signatures.models import Signature, SignatureStatus
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def withdraw(session: Session, *, token: str, settings: Settings) -> Withdrawal:
         if counted_out is not None:
             confirmed_at = counted_out[1]
             assert confirmed_at is not None  # set by every confirmation
-            signature_service.add_to_tallies(
+            tally.add_to_tallies(
                 session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=-1
             )
             newly_withdrawn = True
