@@ -143,7 +143,7 @@ def test_no_import_cycle_between_app_modules() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue #12: abuse, campaigns, core.deps, petitions import app code in functions",
+    reason="issue #12: core.deps and petitions import app code in functions",
 )
 def test_no_app_import_inside_a_function() -> None:
     offenders = []
@@ -220,15 +220,7 @@ _RAW = {
 
 @pytest.mark.parametrize(
     "model",
-    [
-        pytest.param(
-            "Signature",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue #12: rights, abuse and updates still write signatures"
-            ),
-        ),
-        "OutboxMessage",
-    ],
+    ["Signature", "OutboxMessage"],
 )
 def test_each_table_is_written_only_by_its_owner(model: str) -> None:
     pattern = re.compile(_WRITE.format(model=model))

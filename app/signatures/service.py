@@ -18,7 +18,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     text,
-    update,
 )
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
@@ -32,7 +31,7 @@ from app.core.errors import ProblemError
 from app.core.tokens import make_token, read_link
 from app.email import outbox
 from app.petitions.models import Petition
-from app.signatures import milestones, tally
+from app.signatures import lifecycle, milestones
 from app.signatures.models import Signature, SignatureCreate, SignatureStatus
 from app.signatures.tally import (  # (re-exported: the counts other domains read here)
     confirmed_by_country as confirmed_by_country,
@@ -372,26 +371,11 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
             "This signature was withdrawn",
             "It was withdrawn with the 'manage my signature' link and no longer counts.",
         )
-    newly_confirmed = False
-    if signature.status == SignatureStatus.pending:
-        # Accepted while the petition was open, so it counts even if the petition has closed
-        # since: nothing already accepted is lost. The WHERE on status makes concurrent
-        # confirmations of one token count once.
-        confirmed_at = utcnow()
-        result = session.execute(
-            update(Signature)
-            .where(
-                col(Signature.id) == signature.id, col(Signature.status) == SignatureStatus.pending
-            )
-            .values(status=SignatureStatus.confirmed, confirmed_at=confirmed_at)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            newly_confirmed = True
-            metrics.after_commit(session, metrics.CONFIRMATIONS)
-            tally.add_to_tallies(
-                session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=1
-            )
+    # Accepted while the petition was open, so it counts even if the petition has closed since:
+    # nothing already accepted is lost.
+    newly_confirmed = signature.status == SignatureStatus.pending and lifecycle.confirm(
+        session, signature=signature, settings=settings
+    )
     count = confirmed_count(session, petition_id=petition.id)
     if newly_confirmed:
         # Queues the organisers' e-mail when this confirmation reached 25/50/75/100 % of the goal.
