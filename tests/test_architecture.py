@@ -207,11 +207,19 @@ def test_no_block_of_identical_lines_twice() -> None:
 # Which module may write each table (the statement forms SQLAlchemy and raw SQL use).
 OWNERS = {
     "Signature": ("app/signatures/",),
+    "SignatureTally": ("app/signatures/tally.py",),
+    "SignatureHourlyTally": ("app/signatures/tally.py",),
     "OutboxMessage": ("app/email/outbox.py",),
 }
 _WRITE = r"\b(?:update|insert|sql_insert|pg_insert|sqlite_insert|delete)\(\s*{model}\b"
 _RAW = {
     "Signature": re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+signature\b", re.I),
+    "SignatureTally": re.compile(
+        r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+signature_tally\b", re.I
+    ),
+    "SignatureHourlyTally": re.compile(
+        r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+signature_hourly_tally\b", re.I
+    ),
     "OutboxMessage": re.compile(
         r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+outbox_message\b", re.I
     ),
@@ -220,7 +228,7 @@ _RAW = {
 
 @pytest.mark.parametrize(
     "model",
-    ["Signature", "OutboxMessage"],
+    ["Signature", "SignatureTally", "SignatureHourlyTally", "OutboxMessage"],
 )
 def test_each_table_is_written_only_by_its_owner(model: str) -> None:
     pattern = re.compile(_WRITE.format(model=model))
