@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, case, func, text, update
+from sqlalchemy import bindparam, case, func, text
 from sqlmodel import Session, col, select
 
 from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
@@ -25,8 +25,8 @@ from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
 from app.core.db import UTCDateTime, utcnow
 from app.core.errors import FieldError, ProblemError, field_problem
-from app.email import outbox
 from app.petitions.models import Petition
+from app.signatures import lifecycle
 from app.signatures.models import Signature, SignatureStatus
 
 log = logging.getLogger(__name__)
@@ -286,30 +286,29 @@ def invalidate(
 ) -> tuple[int, int]:
     """Invalidate the petition's matching signatures; confirmed ones stop counting.
 
-    Returns (invalidated, uncounted). Works in batches; each row changes status under a guard
-    on its current status, so a concurrent confirmation or withdrawal is counted once either way.
+    Returns (invalidated, uncounted); see lifecycle.invalidate. 422 when nothing narrows the
+    selection (that would be every signature of the petition) or the IP is not one.
     """
-    from app.signatures import service as signature_service
-
-    filters = [col(Signature.petition_id) == petition.id]
+    assert petition.id is not None
+    digests: tuple[str, ...] = ()
     if ip:
         try:
             ipaddress.ip_address(ip)
         except ValueError:
             raise ProblemError(422, "validation", "Invalid IP address") from None
-        # Its network (an IPv6 /64), under the current and the former keys.
-        filters.append(col(Signature.ip_hash).in_(ip_hashes(settings, ip)))
+        digests = ip_hashes(settings, ip)  # its network (an IPv6 /64), under every key in use
     elif ip_digest:
-        filters.append(col(Signature.ip_hash) == ip_digest)
-    if domain:
-        filters.append(col(Signature.email_domain) == domain.strip().lower())
-    if country:
-        filters.append(col(Signature.country) == country.upper())
-    if created_from:
-        filters.append(col(Signature.created_at) >= created_from)
-    if created_to:
-        filters.append(col(Signature.created_at) < created_to)
-    if len(filters) == 1 and not held_only:
+        digests = (ip_digest,)
+    selection = lifecycle.Selection(
+        petition_id=petition.id,
+        ip_digests=digests,
+        domain=domain.strip().lower() if domain else None,
+        country=country.upper() if country else None,
+        created_from=created_from,
+        created_to=created_to,
+        held_only=held_only,
+    )
+    if selection == lifecycle.Selection(petition_id=petition.id):
         raise ProblemError(
             422,
             "validation",
@@ -317,46 +316,7 @@ def invalidate(
             "Give at least one of ip, ip_hash, domain, country, created_from, "
             "created_to or held_only.",
         )
-    statuses = (
-        [SignatureStatus.suspect]
-        if held_only
-        else [SignatureStatus.suspect, SignatureStatus.pending, SignatureStatus.confirmed]
-    )
-    invalidated = uncounted = 0
-    last_id = 0
-    while True:
-        batch = list(
-            session.exec(
-                select(Signature)
-                .where(*filters, col(Signature.status).in_(statuses), col(Signature.id) > last_id)
-                .order_by(col(Signature.id))
-                .limit(1000)
-            )
-        )
-        if not batch:
-            break
-        last_id = batch[-1].id or last_id
-        for signature in batch:
-            result = session.execute(
-                update(Signature)
-                .where(col(Signature.id) == signature.id, col(Signature.status) == signature.status)
-                .values(status=SignatureStatus.invalidated)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                continue  # changed meanwhile (confirmed, withdrawn): leave it to that change
-            invalidated += 1
-            if signature.status == SignatureStatus.confirmed and signature.confirmed_at:
-                signature_service.add_to_tallies(
-                    session,
-                    signature=signature,
-                    confirmed_at=signature.confirmed_at,
-                    settings=settings,
-                    delta=-1,
-                )
-                uncounted += 1
-    session.flush()
-    return invalidated, uncounted
+    return lifecycle.invalidate(session, selection=selection, settings=settings)
 
 
 def held_reasons(session: Session, *, petition: Petition) -> Counter[str]:
@@ -401,27 +361,10 @@ def release(
 ) -> int:
     """Release held signatures (false alarms): each becomes pending and gets its confirmation
     e-mail. Returns how many were released."""
-    filters = [
-        col(Signature.petition_id) == petition.id,
-        col(Signature.status) == SignatureStatus.suspect,
-    ]
-    if ip_digest:
-        filters.append(col(Signature.ip_hash) == ip_digest)
-    if domain:
-        filters.append(col(Signature.email_domain) == domain.strip().lower())
-    released = session.execute(
-        update(Signature)
-        .where(*filters)
-        .values(status=SignatureStatus.pending, held_reason=None)
-        .returning(col(Signature.id), col(Signature.email))
-        .execution_options(synchronize_session=False)
-    ).all()
-    for signature_id, email in released:
-        outbox.enqueue(
-            session,
-            kind="signature_confirmation",
-            payload={"signature_id": signature_id},
-            dedup_key=outbox.confirmation_key(signature_id, "released"),
-            recipient=email,
-        )
-    return len(released)
+    assert petition.id is not None
+    selection = lifecycle.Selection(
+        petition_id=petition.id,
+        ip_digests=(ip_digest,) if ip_digest else (),
+        domain=domain.strip().lower() if domain else None,
+    )
+    return lifecycle.release(session, selection=selection)

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Row, Select, case, func, literal, null
+from sqlalchemy import Boolean, Engine, Integer, Row, Select, String, case, func, literal, null
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -35,11 +35,12 @@ from app.audit import service as audit_service
 from app.audit.models import AuditEntry
 from app.auth.models import User
 from app.core.addresses import COUNTRY_CODES
-from app.core.db import utcnow
+from app.core.db import UTCDateTime, utcnow
 from app.core.errors import field_problem
 from app.core.spreadsheet import FORMULA_PREFIXES, UTF8_BOM, iso_utc, neutralise
 from app.petitions.models import Petition
 from app.petitions.service import SLUG_RE
+from app.signatures import rows as signature_rows
 from app.signatures.models import Signature, SignatureStatus
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,7 @@ BATCH_SIZE = 2000
 # Rows turned into one chunk of output: small enough that a chunk stays well under a megabyte.
 CHUNK_ROWS = 500
 
-COLUMNS = (
-    "id",
-    "name",
-    "email",
-    "country",
-    "postcode",
-    "status",
-    "consent_updates",
-    "locale",
-    "created_at",
-    "confirmed_at",
-)
+COLUMNS = tuple(column.name for column in signature_rows.EXPORT)
 
 
 class ExportFormat(StrEnum):
@@ -240,20 +230,7 @@ def finish_export(engine: Engine, *, entry_id: int, row_count: int) -> None:
 
 
 def _query(*, petition_id: int, filters: ExportFilters) -> Select[*tuple[Any, ...]]:
-    query = sa_select(
-        col(Signature.id),
-        col(Signature.name),
-        col(Signature.email),
-        col(Signature.country),
-        col(Signature.postcode),
-        col(Signature.status),
-        col(Signature.consent_updates),
-        col(Signature.locale),
-        col(Signature.created_at),
-        col(Signature.confirmed_at),
-        col(Signature.anonymised_at),
-    ).where(col(Signature.petition_id) == petition_id)
-    return _filtered(query, filters)
+    return _filtered(signature_rows.select(signature_rows.EXPORT, petition_id=petition_id), filters)
 
 
 def _filtered(query: _Query, filters: ExportFilters) -> _Query:
@@ -281,40 +258,61 @@ def count_rows(engine: Engine, *, petition_id: int, filters: ExportFilters) -> i
 # --- formatting ------------------------------------------------------------------------------
 
 
+# How each kind of column is exported, chosen once per column of signature_rows.EXPORT by its
+# type in the table: its JSON value, its CSV cell, and the same cell computed by PostgreSQL for
+# COPY (_copy_select). Personal data is blank once anonymised (signature_rows): "" or null in
+# JSON as the column has it, an empty cell in CSV (NULL for COPY, which writes "" as `""`).
+_RISKY = "".join(re.escape(c) if c != "\t" and c != "\r" else c for c in FORMULA_PREFIXES)
+_RISKY = _RISKY.replace("\t", "\\t").replace("\r", "\\r")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    json: Callable[[Any], Any]
+    csv: Callable[[Any], str]
+    sql: Callable[[Any], Any]  # the CSV cell, from the column (NULL is written empty)
+
+
+_KINDS = {
+    Boolean: _Kind(
+        json=bool,
+        csv=lambda value: "true" if value else "false",
+        sql=lambda column: case((column, literal("true")), else_=literal("false")),
+    ),
+    String: _Kind(
+        json=lambda value: value,
+        csv=lambda value: "" if value is None else neutralise(value),
+        sql=lambda column: case(
+            (column.op("~")(f"^ *[{_RISKY}]"), literal("'") + column), else_=column
+        ),
+    ),
+    UTCDateTime: _Kind(
+        json=lambda value: None if value is None else iso_utc(value),
+        csv=lambda value: "" if value is None else iso_utc(value),
+        sql=lambda column: func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+    ),
+    Integer: _Kind(json=lambda value: value, csv=str, sql=lambda column: column),
+}
+
+
+def _kind(column: signature_rows.Column) -> _Kind:
+    return next(kind for type_, kind in _KINDS.items() if isinstance(column.sql.type, type_))
+
+
+_READ = signature_rows.reader(signature_rows.EXPORT)
+_JSON = [(column.name, _kind(column).json) for column in signature_rows.EXPORT]
+_CSV = [_kind(column).csv for column in signature_rows.EXPORT]
+
+
 def record_of(row: Row[*tuple[Any, ...]] | tuple[Any, ...]) -> dict[str, Any]:
     """One signature as exported, with JSON types (personal data blank once anonymised)."""
-    (id_, name, email, country, postcode, status, consent, locale, created, confirmed, gone) = row
-    anonymised = gone is not None
-    return {
-        "id": id_,
-        "name": "" if anonymised else name,
-        "email": "" if anonymised else email,
-        "country": country,
-        "postcode": None if anonymised else postcode,
-        "status": str(status),
-        "consent_updates": bool(consent),
-        "locale": locale,
-        "created_at": iso_utc(created),
-        "confirmed_at": iso_utc(confirmed) if confirmed else None,
-    }
+    values = _READ(row)
+    return {name: value_of(value) for (name, value_of), value in zip(_JSON, values, strict=True)}
 
 
 def csv_cells(row: Row[*tuple[Any, ...]] | tuple[Any, ...]) -> list[str]:
     """One signature as CSV cells: text neutralised, booleans true/false, missing empty."""
-    (id_, name, email, country, postcode, status, consent, locale, created, confirmed, gone) = row
-    anonymised = gone is not None
-    return [
-        str(id_),
-        "" if anonymised else neutralise(name),
-        "" if anonymised else neutralise(email),
-        neutralise(country),
-        "" if anonymised or postcode is None else neutralise(postcode),
-        neutralise(str(status)),
-        "true" if consent else "false",
-        neutralise(locale),
-        iso_utc(created),
-        iso_utc(confirmed) if confirmed else "",
-    ]
+    return [cell(value) for cell, value in zip(_CSV, _READ(row), strict=True)]
 
 
 def _csv_text(rows: Iterable[list[str]]) -> str:
@@ -390,31 +388,14 @@ def iter_pages(
 
 def _copy_select(*, petition_id: int, filters: ExportFilters) -> Select[*tuple[Any, ...]]:
     """The CSV columns computed by PostgreSQL, exactly as csv_cells writes them."""
-    risky = "".join(re.escape(c) if c != "\t" and c != "\r" else c for c in FORMULA_PREFIXES)
-    risky = risky.replace("\t", "\\t").replace("\r", "\\r")
-    gone = col(Signature.anonymised_at).is_not(None)
 
-    def cell(column: Any) -> Any:  # neutralised like neutralise(); NULL is written empty
-        return case((column.op("~")(f"^ *[{risky}]"), literal("'") + column), else_=column)
+    def cell(column: signature_rows.Column) -> Any:
+        text = _kind(column).sql(column.sql)
+        return case((signature_rows.ANONYMISED, null()), else_=text) if column.personal else text
 
-    def personal(column: Any) -> Any:
-        return case((gone, null()), else_=cell(column))
-
-    def stamp(column: Any) -> Any:
-        return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-
-    query = sa_select(
-        col(Signature.id),
-        personal(col(Signature.name)),
-        personal(col(Signature.email)),
-        cell(col(Signature.country)),
-        personal(col(Signature.postcode)),
-        cell(col(Signature.status)),
-        case((col(Signature.consent_updates), literal("true")), else_=literal("false")),
-        cell(col(Signature.locale)),
-        stamp(col(Signature.created_at)),
-        stamp(col(Signature.confirmed_at)),
-    ).where(col(Signature.petition_id) == petition_id)
+    query = sa_select(*(cell(column) for column in signature_rows.EXPORT)).where(
+        col(Signature.petition_id) == petition_id
+    )
     return _filtered(query, filters)
 
 

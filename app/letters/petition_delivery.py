@@ -10,8 +10,6 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -33,8 +31,8 @@ from app.letters.models import (
 )
 from app.petitions import service as petition_service
 from app.petitions.models import Petition
+from app.signatures import rows as signature_rows
 from app.signatures import service as signature_service
-from app.signatures.models import Signature, SignatureStatus
 
 ANNEX_COLUMNS = {"postcode": "postcode", "confirmed_at": "confirmed_at"}
 ANNEX_TYPE = "text/csv; charset=utf-8"
@@ -45,42 +43,18 @@ def annex_filename(petition: Petition, number: int) -> str:
     return f"{petition.slug}-signatures-{number}.csv"
 
 
-def _in_annex(petition_id: int) -> tuple[Any, ...]:
-    """The signatures an annex lists: confirmed, and not anonymised."""
-    return (
-        col(Signature.petition_id) == petition_id,
-        col(Signature.status) == SignatureStatus.confirmed,
-        col(Signature.anonymised_at).is_(None),
-    )
-
-
 def _annex_rows(
     session: Session, *, petition_id: int, fields: Sequence[str]
 ) -> Iterator[list[str]]:
     yield ["name", "country", *fields]
-    last = 0
-    while True:
-        rows = session.execute(
-            sa_select(
-                col(Signature.id),
-                col(Signature.name),
-                col(Signature.country),
-                col(Signature.postcode),
-                col(Signature.confirmed_at),
-            )
-            .where(*_in_annex(petition_id), col(Signature.id) > last)
-            .order_by(col(Signature.id))
-            .limit(5000)
-        ).all()
-        if not rows:
-            return
-        for _id, name, country, postcode, confirmed_at in rows:
-            extra = {
-                "postcode": neutralise(as_text(postcode or "")),
-                "confirmed_at": iso_utc(confirmed_at) if confirmed_at else "",
-            }
-            yield [neutralise(name), country, *(extra[f] for f in fields)]
-        last = rows[-1][0]
+    for name, country, postcode, confirmed_at in signature_rows.annex(
+        session, petition_id=petition_id
+    ):
+        extra = {
+            "postcode": neutralise(as_text(postcode or "")),
+            "confirmed_at": iso_utc(confirmed_at) if confirmed_at else "",
+        }
+        yield [neutralise(name), country, *(extra[f] for f in fields)]
 
 
 def _build_annex(
@@ -268,9 +242,7 @@ def upcoming_delivery_vars(
     latest = _latest_delivery(session, petition_id=petition.id)
     number = (latest.number + 1) if latest else 1
     countries = signature_service.confirmed_by_country(session, petition_id=petition.id)
-    rows = session.exec(
-        select(func.count()).select_from(Signature).where(*_in_annex(petition.id))
-    ).one()
+    rows = signature_rows.annex_count(session, petition_id=petition.id)
     return {
         "number": number,
         "confirmed_count": sum(c.count for c in countries),

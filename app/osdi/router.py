@@ -7,6 +7,7 @@ works too. Both go to the admin API's own user dependency.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
+from app.abuse.service import SigningSource
 from app.auth.deps import bearer, get_current_user
 from app.core.deps import RowId, SessionDep, SettingsDep
 from app.core.errors import Problem
@@ -31,7 +33,6 @@ from app.osdi.models import (
     OsdiSignatures,
 )
 from app.osdi.service import BASE_PATH, MAX_PAGE_SIZE, Paging, Reader
-from app.signatures import fastpath
 
 osdi_api_token = APIKeyHeader(
     name="OSDI-API-Token",
@@ -159,12 +160,14 @@ async def record_signature(
     # The signing batcher records in a transaction of its own: end this one first, or on
     # SQLite its write lock (the token's last use) would hold the batcher up.
     await run_in_threadpool(session.commit)
-    await fastpath.record(
-        request.app,
-        slug=slug,
-        data=data,
-        accept_language=request.headers.get("accept-language"),
-        ip=request.client.host if request.client else None,
+    # The batcher's queue, as the signing API's: no CAPTCHA, the caller is signed in.
+    await asyncio.wrap_future(
+        request.app.state.signing.submit(
+            slug=slug,
+            data=data,
+            accept_language=request.headers.get("accept-language"),
+            source=SigningSource(ip=request.client.host if request.client else None),
+        )
     )
     return hal(osdi_service.accepted(request.app.state.settings, slug=slug), status_code=202)
 

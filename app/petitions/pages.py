@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
-from app.abuse import service as abuse_service
-from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core.deps import SessionDep, SettingsDep
-from app.core.errors import ProblemError, field_errors_from_pydantic
 from app.core.http import cached_read
-from app.core.i18n import SUPPORTED_LOCALES, country_names, negotiate, request_locale, translate
+from app.core.i18n import SUPPORTED_LOCALES, country_names, request_locale
 from app.core.templating import page_templates
 from app.letters import templates as letter_templates
 from app.petitions import service as petition_service
 from app.petitions.models import Petition
 from app.signatures import service as signature_service
-from app.signatures.models import SignatureCreate
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,75 +68,6 @@ async def petition_page(slug: str, request: Request) -> Response:
         return page_templates().TemplateResponse(request, "petition.html", context)
 
     return await cached_read(request, ttl, build)
-
-
-@router.post("/petitions/{slug}/sign", response_class=HTMLResponse)
-def sign_form(
-    slug: str,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    country: Annotated[str, Form()] = "",
-    postcode: Annotated[str, Form()] = "",
-    consent_updates: Annotated[str, Form()] = "",
-    locale: Annotated[str, Form()] = "",
-    website: Annotated[str, Form()] = "",  # the honeypot: hidden from people, filled by bots
-    captcha_response: Annotated[str, Form(alias="cf-turnstile-response")] = "",
-    hcaptcha_response: Annotated[str, Form(alias="h-captcha-response")] = "",
-) -> Response:
-    petition = petition_service.get_public(
-        session, slug=slug, cache_seconds=request.app.state.settings.CACHE_SECONDS
-    )
-    chosen = negotiate(
-        query=locale[:35],
-        accept_language=request.headers.get("accept-language"),
-        available=petition.locales,
-        default=petition.default_locale,
-    )
-    form = {
-        "name": name,
-        "email": email,
-        "country": country,
-        "postcode": postcode,
-        "consent_updates": bool(consent_updates),
-    }
-    errors: dict[str, str] = {}
-    data: SignatureCreate | None = None
-    try:
-        data = SignatureCreate.model_validate(
-            {**form, "postcode": postcode or None, "locale": chosen}
-        )
-    except ValidationError as exc:
-        for error in field_errors_from_pydantic(exc.errors()):
-            key = f"errors.{error.type}"
-            message = translate(chosen, key)
-            errors.setdefault(error.field, message if message != key else error.message)
-    refusal = petition_service.refusal_reason(petition)
-    if refusal is not None:
-        errors["form"] = translate(chosen, f"petition.refusal.{refusal}")
-    ip = request.client.host if request.client else None
-    if not errors:
-        try:
-            abuse_service.check_captcha(
-                settings, token=captcha_response or hcaptcha_response or None, ip=ip
-            )
-        except ProblemError:
-            errors["captcha"] = translate(chosen, "errors.captcha_failed")
-    if errors or data is None:
-        context = petition_context(request, session, petition, chosen)
-        context.update(form=form, errors=errors)
-        return page_templates().TemplateResponse(request, "petition.html", context, status_code=422)
-    signature_service.sign(
-        session,
-        petition=petition,
-        data=data,
-        locale=chosen,
-        settings=settings,
-        source=SigningSource(ip=ip, honeypot=bool(website.strip())),
-    )
-    return RedirectResponse(f"/petitions/{petition.slug}/thanks?lang={chosen}", status_code=303)
 
 
 @router.get("/petitions/{slug}/thanks", response_class=HTMLResponse)

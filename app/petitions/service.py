@@ -90,20 +90,29 @@ def refusal_reason(petition: Petition, *, now: datetime | None = None) -> str | 
     return None
 
 
+class Refusal(ProblemError):
+    """A 409 problem: the petition does not take signatures now; `reason` is refusal_reason's
+    (pages show it in the reader's language)."""
+
+    def __init__(self, reason: str, slug: str, title: str, detail: str | None = None) -> None:
+        super().__init__(409, slug, title, detail)
+        self.reason = reason
+
+
 def ensure_accepting(petition: Petition) -> None:
-    """Raise a 409 problem if the petition does not take signatures now."""
+    """Raise a Refusal (a 409 problem) if the petition does not take signatures now."""
     reason = refusal_reason(petition)
     if reason == "paused":
-        raise ProblemError(
-            409,
+        raise Refusal(
+            reason,
             "petition-paused",
             "This petition is not taking signatures now",
             "Signing is paused for the moment. Please try again later.",
         )
     if reason == "not_open_yet":
-        raise ProblemError(409, "petition-not-open", "This petition is not open for signing yet")
+        raise Refusal(reason, "petition-not-open", "This petition is not open for signing yet")
     if reason is not None:
-        raise ProblemError(409, "petition-closed", "This petition is closed to new signatures")
+        raise Refusal(reason, "petition-closed", "This petition is closed to new signatures")
 
 
 def targets(session: Session, *, petition_id: int) -> list[Target]:

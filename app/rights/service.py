@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, String, cast, func, literal, update
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
@@ -33,7 +33,8 @@ from app.email.models import Suppression
 from app.letters import retention as letter_retention
 from app.letters import supporters as letter_supporters
 from app.petitions.models import Petition, PetitionStatus
-from app.signatures import service as signature_service
+from app.signatures import lifecycle, tally
+from app.signatures import rows as signature_rows
 from app.signatures.models import Signature, SignatureStatus
 
 log = logging.getLogger(__name__)
@@ -129,36 +130,11 @@ def withdraw(session: Session, *, token: str, settings: Settings) -> Withdrawal:
     signature, petition = managed.signature, managed.petition
     assert signature.id is not None and petition.id is not None
     _refuse_anonymised(signature)
-    now = utcnow()
-
-    def move(from_status: SignatureStatus) -> tuple[int, datetime | None] | None:
-        row = session.execute(
-            update(Signature)
-            .where(col(Signature.id) == signature.id, col(Signature.status) == from_status)
-            .values(status=SignatureStatus.withdrawn, withdrawn_at=now)
-            .returning(col(Signature.id), col(Signature.confirmed_at))
-            .execution_options(synchronize_session=False)
-        ).first()
-        return (row[0], row[1]) if row is not None else None
-
-    # Pending first: the only way a signature's status moves on its own is pending ->
-    # confirmed, so a confirmation that wins the race is seen by the second statement.
-    newly_withdrawn = move(SignatureStatus.pending) is not None
-    if not newly_withdrawn:
-        counted_out = move(SignatureStatus.confirmed)
-        if counted_out is not None:
-            confirmed_at = counted_out[1]
-            assert confirmed_at is not None  # set by every confirmation
-            signature_service.add_to_tallies(
-                session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=-1
-            )
-            newly_withdrawn = True
-    if newly_withdrawn:
-        session.refresh(signature)
+    newly_withdrawn = lifecycle.withdraw(session, signature=signature, settings=settings)
     return Withdrawal(
         petition=petition,
         newly_withdrawn=newly_withdrawn,
-        signature_count=signature_service.confirmed_count(session, petition_id=petition.id),
+        signature_count=tally.confirmed_count(session, petition_id=petition.id),
     )
 
 
@@ -173,24 +149,15 @@ def withdraw_consent(session: Session, *, token: str, settings: Settings) -> Con
     managed = load(session, token=token, settings=settings)
     signature = managed.signature
     _refuse_anonymised(signature)
-    changed = (
-        session.execute(
-            update(Signature)
-            .where(col(Signature.id) == signature.id, col(Signature.consent_updates).is_(True))
-            .values(consent_updates=False)
-            .returning(col(Signature.id))
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
-        is not None
-    )
-    if changed:
-        session.refresh(signature)
+    changed = lifecycle.stop_updates(session, signature=signature)
     return ConsentWithdrawal(petition=managed.petition, changed=changed)
 
 
 # --- downloading ------------------------------------------------------------------------------
 
 
+# The signature itself: its fields are the columns of signature_rows.DOWNLOAD. (No docstring:
+# it would change the pinned OpenAPI document.)
 class SignatureData(BaseModel):
     id: int
     name: str
@@ -300,22 +267,7 @@ def export_of(session: Session, *, signature: Signature, petition: Petition) -> 
             )
     return SignatureExport(
         exported_at=utcnow(),
-        signature=SignatureData(
-            id=signature.id,
-            name=signature.name,
-            email=signature.email,
-            email_normalised=signature.email_normalised,
-            country=signature.country,
-            postcode=signature.postcode,
-            consent_updates=signature.consent_updates,
-            locale=signature.locale,
-            status=signature.status,
-            created_at=signature.created_at,
-            confirmed_at=signature.confirmed_at,
-            confirmation_emails=signature.confirmation_sends,
-            withdrawn_at=signature.withdrawn_at,
-            anonymised_at=signature.anonymised_at,
-        ),
+        signature=SignatureData(**signature_rows.values(signature_rows.DOWNLOAD, signature)),
         petition=PetitionRef(slug=petition.slug, title=petition.text(signature.locale)["title"]),
         messages=messages,
         suppression=suppression,
@@ -445,38 +397,8 @@ def _anonymise_petition(engine: Engine, *, petition_id: int, batch_size: int) ->
     total, last_id = 0, 0
     while True:
         with session_scope(engine) as session:
-            stamp = utcnow()
-            batch = (
-                select(col(Signature.id))
-                .where(
-                    col(Signature.petition_id) == petition_id,
-                    col(Signature.id) > last_id,
-                    col(Signature.anonymised_at).is_(None),
-                )
-                .order_by(col(Signature.id))
-                .limit(batch_size)
-            )
-            ids = (
-                session.execute(
-                    update(Signature)
-                    .where(
-                        col(Signature.id).in_(batch.scalar_subquery()),
-                        col(Signature.anonymised_at).is_(None),  # a concurrent run got there
-                    )
-                    .values(
-                        name="",
-                        email="",
-                        email_normalised=literal("anonymised:", String)
-                        + cast(col(Signature.id), String),
-                        postcode=None,
-                        consent_updates=False,
-                        anonymised_at=stamp,
-                    )
-                    .returning(col(Signature.id))
-                    .execution_options(synchronize_session=False)
-                )
-                .scalars()
-                .all()
+            ids = lifecycle.anonymise(
+                session, petition_id=petition_id, after_id=last_id, limit=batch_size
             )
         if not ids:
             return total

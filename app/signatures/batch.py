@@ -19,6 +19,7 @@ have their own, and the database's unique constraint keeps one signature per per
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -29,7 +30,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
+from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.core import metrics
 from app.core.config import Settings
@@ -76,6 +79,32 @@ class SigningBatcher:
         self._ensure_started()
         self._queue.put(job)
         return job.future
+
+    async def sign(
+        self,
+        *,
+        slug: str,
+        data: SignatureCreate,
+        accept_language: str | None,
+        source: SigningSource,
+    ) -> None:
+        """Sign a petition, once the request has been parsed: the one path of the API route,
+        its fast path (fastpath.py) and the sign form.
+
+        Checks the CAPTCHA when the site has one (a call to the provider: in the thread pool),
+        then queues the signature and returns once it is committed. The batch checks that the
+        petition takes signatures (petition_service.ensure_accepting). Raises the problem to
+        answer otherwise: 422 for a failed CAPTCHA, 404 for an unknown petition, a Refusal
+        (409) for a closed or paused one, 503 when the database is unreachable.
+        """
+        if self.settings.CAPTCHA_PROVIDER:
+            await run_in_threadpool(
+                abuse_service.check_captcha, self.settings, token=data.captcha_token, ip=source.ip
+            )
+        submitted = self.submit(
+            slug=slug, data=data, accept_language=accept_language, source=source
+        )
+        await asyncio.wrap_future(submitted)
 
     def _ensure_started(self) -> None:
         if self._thread is not None:

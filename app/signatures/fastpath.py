@@ -2,16 +2,25 @@
 
 In a surge, FastAPI's router (which walks every route), its dependency machinery and its
 middleware cost more CPU than recording the signature itself (group-committed, see batch.py).
-This ASGI middleware recognises `POST /api/v1/petitions/{slug}/signatures`, reads and validates
-the body with the same model, and hands it to the same batcher as the route does. Anything it
-does not handle plainly (an invalid or oversized body, another content type, CAPTCHA switched
-on) goes on to the FastAPI route unchanged, so that route remains the one definition of errors
-and of the API's schema; the answers are the same either way.
+So this ASGI middleware, in front of all of them, answers `POST /api/v1/petitions/{slug}/
+signatures` itself when it can, and only parses differently:
+
+1. the path must match SIGN_PATH and the body be JSON (`Content-Type: application/json`);
+2. the body is read up to MAX_BODY_BYTES and validated with the route's model
+   (SignatureCreate);
+3. CAPTCHA must be off (with it on, each signature waits on a call to the provider, which
+   costs far more than the routing this path saves).
+
+Everything after parsing is the route's own code path: SigningBatcher.sign (the petition's
+state, the batch's commit), the same 202 body (ACCEPTED), and for a problem the app's own
+exception handlers. Anything it does not handle plainly (an invalid or oversized body, another
+content type, CAPTCHA on) goes on to the FastAPI route unchanged, with the body replayed, so
+that route remains the one definition of errors and of the API's schema; the answers are the
+same either way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import re
 from typing import Any
@@ -31,17 +40,6 @@ ACCEPTED_HEADERS = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(ACCEPTED)).encode()),
 ]
-
-
-async def record(
-    app: Any, *, slug: str, data: SignatureCreate, accept_language: str | None, ip: str | None
-) -> None:
-    """Queue the signature with the app's batcher and wait for its commit."""
-    await asyncio.wrap_future(
-        app.state.signing.submit(
-            slug=slug, data=data, accept_language=accept_language, source=SigningSource(ip=ip)
-        )
-    )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -96,12 +94,11 @@ class FastSigning:
         client = scope.get("client")
         accept_language = headers.get(b"accept-language")
         try:
-            await record(
-                application,
+            await application.state.signing.sign(
                 slug=match[1],
                 data=data,
                 accept_language=accept_language.decode("latin-1") if accept_language else None,
-                ip=client[0] if client else None,
+                source=SigningSource(ip=client[0] if client else None),
             )
         except Exception as exc:  # the app's own handlers answer, as for the route
             handler = _handler_for(application, exc)

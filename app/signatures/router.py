@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from app.abuse import service as abuse_service
-from app.core.config import Settings
+from app.abuse.service import SigningSource
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Problem
 from app.core.http import json_response
@@ -33,18 +31,11 @@ async def sign_petition(slug: str, body: SignatureCreate, request: Request) -> R
     signature is committed (several concurrent signatures share a commit: app/signatures/batch;
     valid requests are answered before routing: app/signatures/fastpath).
     """
-    settings: Settings = request.app.state.settings
-    ip = request.client.host if request.client else None
-    if settings.CAPTCHA_PROVIDER:  # a call to the provider: not on the event loop
-        await run_in_threadpool(
-            abuse_service.check_captcha, settings, token=body.captcha_token, ip=ip
-        )
-    await fastpath.record(
-        request.app,
+    await request.app.state.signing.sign(
         slug=slug,
         data=body,
         accept_language=request.headers.get("accept-language"),
-        ip=ip,
+        source=SigningSource(ip=request.client.host if request.client else None),
     )
     return Response(fastpath.ACCEPTED, status_code=202, media_type="application/json")
 

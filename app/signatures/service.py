@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,14 +18,12 @@ from sqlalchemy import (
     literal,
     literal_column,
     text,
-    update,
 )
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
-from app.campaigns import service as campaign_service
 from app.core import metrics
 from app.core.addresses import normalise_email
 from app.core.config import Settings
@@ -33,14 +31,14 @@ from app.core.db import UTCDateTime, dialect_insert, utcnow
 from app.core.errors import ProblemError
 from app.core.tokens import make_token, read_link
 from app.email import outbox
-from app.petitions.models import CountryCount, Petition
-from app.signatures.models import (
-    Signature,
-    SignatureCreate,
-    SignatureHourlyTally,
-    SignatureStatus,
-    SignatureTally,
+from app.petitions.models import Petition
+from app.signatures import lifecycle, milestones
+from app.signatures.models import Signature, SignatureCreate, SignatureStatus
+from app.signatures.tally import (  # (re-exported: the counts other domains read here)
+    confirmed_by_country as confirmed_by_country,
 )
+from app.signatures.tally import confirmed_count as confirmed_count
+from app.signatures.tally import confirmed_counts as confirmed_counts
 
 log = logging.getLogger(__name__)
 
@@ -373,101 +371,16 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
             "This signature was withdrawn",
             "It was withdrawn with the 'manage my signature' link and no longer counts.",
         )
-    newly_confirmed = False
-    if signature.status == SignatureStatus.pending:
-        # Accepted while the petition was open, so it counts even if the petition has closed
-        # since: nothing already accepted is lost. The WHERE on status makes concurrent
-        # confirmations of one token count once.
-        confirmed_at = utcnow()
-        result = session.execute(
-            update(Signature)
-            .where(
-                col(Signature.id) == signature.id, col(Signature.status) == SignatureStatus.pending
-            )
-            .values(status=SignatureStatus.confirmed, confirmed_at=confirmed_at)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            newly_confirmed = True
-            metrics.after_commit(session, metrics.CONFIRMATIONS)
-            add_to_tallies(
-                session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=1
-            )
+    # Accepted while the petition was open, so it counts even if the petition has closed since:
+    # nothing already accepted is lost.
+    newly_confirmed = signature.status == SignatureStatus.pending and lifecycle.confirm(
+        session, signature=signature, settings=settings
+    )
     count = confirmed_count(session, petition_id=petition.id)
     if newly_confirmed:
         # Queues the organisers' e-mail when this confirmation reached 25/50/75/100 % of the goal.
-        campaign_service.check_milestones(session, petition=petition, count=count)
+        milestones.check_milestones(session, petition=petition, count=count)
     return Confirmation(petition=petition, newly_confirmed=newly_confirmed, signature_count=count)
-
-
-def add_to_tallies(
-    session: Session,
-    *,
-    signature: Signature,
-    confirmed_at: datetime,
-    settings: Settings,
-    delta: int,
-) -> None:
-    """Count a confirmed signature in (delta=1) or out of (delta=-1) the country and hourly
-    tallies, on the shard its id picks. Callers change the signature's status in the same
-    transaction, guarded so that each signature is counted in or out once."""
-    assert signature.id is not None
-    shard = signature.id % settings.TALLY_SHARDS
-    insert = dialect_insert(session)
-    by_country = insert(SignatureTally).values(
-        petition_id=signature.petition_id, country=signature.country, shard=shard, count=delta
-    )
-    session.execute(
-        by_country.on_conflict_do_update(
-            index_elements=["petition_id", "country", "shard"],
-            set_={"count": SignatureTally.count + by_country.excluded.count},
-        )
-    )
-    hour = confirmed_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    by_hour = insert(SignatureHourlyTally).values(
-        petition_id=signature.petition_id, hour=hour, shard=shard, count=delta
-    )
-    session.execute(
-        by_hour.on_conflict_do_update(
-            index_elements=["petition_id", "hour", "shard"],
-            set_={"count": SignatureHourlyTally.count + by_hour.excluded.count},
-        )
-    )
-
-
-def confirmed_count(session: Session, *, petition_id: int) -> int:
-    """Confirmed signatures of a petition, from the tallies (a few rows, never a scan)."""
-    total = session.execute(
-        select(func.coalesce(func.sum(SignatureTally.count), 0)).where(
-            SignatureTally.petition_id == petition_id
-        )
-    ).scalar_one()
-    return int(total)
-
-
-def confirmed_counts(session: Session, *, petition_ids: list[int]) -> dict[int, int]:
-    """Confirmed signatures of several petitions at once."""
-    if not petition_ids:
-        return {}
-    rows = session.execute(
-        select(col(SignatureTally.petition_id), func.sum(SignatureTally.count))
-        .where(col(SignatureTally.petition_id).in_(petition_ids))
-        .group_by(col(SignatureTally.petition_id))
-    )
-    return {petition_id: int(total) for petition_id, total in rows}
-
-
-def confirmed_by_country(session: Session, *, petition_id: int) -> list[CountryCount]:
-    """Confirmed signatures per country, largest first."""
-    total = func.sum(SignatureTally.count)
-    rows = session.execute(
-        select(SignatureTally.country, total)
-        .where(SignatureTally.petition_id == petition_id)
-        .group_by(SignatureTally.country)
-        .having(total > 0)
-        .order_by(total.desc(), SignatureTally.country)
-    )
-    return [CountryCount(country=country, count=int(count)) for country, count in rows]
 
 
 def find_in_campaign(session: Session, *, campaign_id: int, email: str) -> int | None:

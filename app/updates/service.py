@@ -23,7 +23,6 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
-    update,
 )
 from sqlalchemy import select as sql_select
 from sqlalchemy.sql.elements import ColumnElement
@@ -40,6 +39,7 @@ from app.email import outbox
 from app.email import service as email_service
 from app.email.models import Suppression, SuppressionReason
 from app.petitions.models import Petition
+from app.signatures import lifecycle
 from app.signatures.models import Signature, SignatureStatus
 from app.updates.models import PetitionUpdate, UpdateCreate, UpdateSent
 
@@ -274,10 +274,4 @@ def unsubscribe(session: Session, *, signature: Signature) -> None:
     email_service.suppress(
         session, email=signature.email_normalised, reason=SuppressionReason.unsubscribed
     )
-    session.execute(
-        update(Signature)
-        .where(col(Signature.id) == signature.id)
-        .values(consent_updates=False)
-        .execution_options(synchronize_session=False)
-    )
-    signature.consent_updates = False
+    lifecycle.stop_updates(session, signature=signature)

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.auth.models import User
-from app.campaigns import service as campaign_service
 from app.core.db import utcnow
 from app.email.models import OutboxMessage
 from app.petitions.models import Petition, PetitionStatus
+from app.signatures import milestones
 from tests.conftest import Account, LiveServer, Mailbox, body_text, confirm_link, token_of
 from tests.factories import make_campaign, signer
 
@@ -701,11 +701,11 @@ def test_a_milestone_is_queued_once_and_only_for_active_organisers(
     smtp: Mailbox,
     outbox: Any,
 ) -> None:
-    assert campaign_service.milestone_threshold(1000, 25) == 250
-    assert campaign_service.milestone_threshold(3, 75) == 3  # rounded up
-    assert campaign_service.milestone_threshold(1, 25) == 1
-    assert campaign_service.reached_milestone(3, 2) == 50
-    assert campaign_service.reached_milestone(1, 1) == 100  # only the highest is announced
+    assert milestones.milestone_threshold(1000, 25) == 250
+    assert milestones.milestone_threshold(3, 75) == 3  # rounded up
+    assert milestones.milestone_threshold(1, 25) == 1
+    assert milestones.reached_milestone(3, 2) == 50
+    assert milestones.reached_milestone(1, 1) == 100  # only the highest is announced
 
     slug, organisers = _open_petition_with_organisers(client, admin, make_account, goal=4)
     # An organiser who can no longer sign in hears nothing.
@@ -719,14 +719,14 @@ def test_a_milestone_is_queued_once_and_only_for_active_organisers(
     petition = session.exec(select(Petition).where(Petition.slug == slug)).one()
     # Checking again (as a confirmation running at the same time would) queues nothing more.
     for _ in range(3):
-        assert campaign_service.check_milestones(session, petition=petition, count=1) == 25
+        assert milestones.check_milestones(session, petition=petition, count=1) == 25
     queued = session.exec(
         select(OutboxMessage).where(OutboxMessage.kind == "petition_milestone")
     ).all()
     assert [m.recipient for m in queued] == [organisers[0].email]
     # Far from any threshold, nothing is even looked at.
     big = petition.model_copy(update={"goal": 100_000})
-    assert campaign_service.check_milestones(session, petition=big, count=1) is None
+    assert milestones.check_milestones(session, petition=big, count=1) is None
 
     assert outbox() == 1
     [message] = smtp.wait_for(1)

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.abuse.service import SigningSource
 from app.core.config import Settings
+from app.core.db import utcnow
 from app.core.errors import ProblemError
+from app.core.i18n import translate
 from app.email.models import OutboxMessage
-from app.petitions.models import PetitionStatus
+from app.main import create_app
+from app.petitions.models import Petition, PetitionStatus
 from app.signatures import batch
 from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureCreate
@@ -108,3 +114,63 @@ def test_a_batch_that_fails_is_retried_one_by_one_and_a_refused_request_keeps_it
     assert error.value.status == 409
     assert held.batches == [1, 3, 1, 1]
     assert session.exec(select(func.count()).select_from(Signature)).one() == 3
+
+
+def test_the_sign_form_shares_the_apis_commits_and_waits_for_its_own(
+    session: Session, settings: Settings
+) -> None:
+    # The HTML form signs through the same batcher as the API (issue #12: it committed on its
+    # own, beside the batches), so in a surge its signers share commits with the API's.
+    petition = make_petition(session)
+    app = create_app(settings)
+    held = hold_first_commit(app.state.signing)
+    form = {"name": "Kim", "email": "kim@example.org", "country": "KR", "locale": "en"}
+    with TestClient(app) as client, ThreadPoolExecutor(3) as pool:
+        api = f"/api/v1/petitions/{petition.slug}/signatures"
+        first = pool.submit(client.post, api, json=signer())
+        assert held.started.wait(10)  # the writer is committing the first signature
+        signed = pool.submit(
+            client.post, f"/petitions/{petition.slug}/sign", data=form, follow_redirects=False
+        )
+        second = pool.submit(client.post, api, json=signer())
+        deadline = time.monotonic() + 10
+        while app.state.signing._queue.qsize() < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not signed.done()  # no answer before its commit
+        held.release.set()
+        assert signed.result(timeout=10).status_code == 303
+        assert first.result(timeout=10).status_code == second.result(timeout=10).status_code == 202
+
+    assert held.batches == [1, 2]
+    assert session.exec(select(func.count()).select_from(Signature)).one() == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "problem"),
+    [
+        ({"signing_paused": True}, "paused", "petition-paused"),
+        ({"opens_at": utcnow() + timedelta(days=1)}, "not_open_yet", "petition-not-open"),
+    ],
+)
+def test_the_form_and_the_api_refuse_a_petition_by_the_same_check(
+    client: TestClient,
+    session: Session,
+    change: dict[str, Any],
+    reason: str,
+    problem: str,
+) -> None:
+    petition = make_petition(session)
+    api = client.post(f"/api/v1/petitions/{petition.slug}/signatures", json=signer())
+    assert api.status_code == 202
+    session.execute(update(Petition).where(col(Petition.id) == petition.id).values(**change))
+    session.commit()
+
+    api = client.post(f"/api/v1/petitions/{petition.slug}/signatures", json=signer())
+    form = client.post(
+        f"/petitions/{petition.slug}/sign",
+        data={"name": "Kim", "email": "kim@example.org", "country": "KR", "locale": "en"},
+    )
+    assert (api.status_code, api.json()["type"].rpartition("/")[2]) == (409, problem)
+    assert form.status_code == 422
+    assert translate("en", f"petition.refusal.{reason}") in form.text
+    assert session.exec(select(func.count()).select_from(Signature)).one() == 1

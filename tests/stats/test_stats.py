@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.petitions.models import Petition, PetitionStatus
-from app.signatures import service as signature_service
+from app.signatures import tally
 from app.signatures.models import Signature, SignatureStatus
 from tests.conftest import Mailbox, body_text
 from tests.factories import make_petition, signer
@@ -51,7 +51,7 @@ def confirmed_at(
     )
     session.add(signature)
     session.flush()
-    signature_service.add_to_tallies(
+    tally.add_to_tallies(
         session, signature=signature, confirmed_at=when, settings=settings, delta=1
     )
     session.commit()
@@ -169,7 +169,7 @@ def test_stats_stay_right_after_a_withdrawal(
     assert gone.confirmed_at is not None
     gone.status = SignatureStatus.withdrawn
     session.add(gone)
-    signature_service.add_to_tallies(
+    tally.add_to_tallies(
         session, signature=gone, confirmed_at=gone.confirmed_at, settings=settings, delta=-1
     )
     session.commit()
