@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlmodel import col, select
 
 from app.abuse import service as abuse_service
 from app.abuse.models import (
@@ -21,9 +20,8 @@ from app.abuse.models import (
 )
 from app.audit import service as audit_service
 from app.auth import service as auth_service
-from app.core.db import dialect_insert, utcnow
 from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
-from app.core.errors import Problem, ProblemError
+from app.core.errors import Problem
 from app.core.http import json_response
 from app.petitions import service as petition_service
 from app.signatures import service as signature_service
@@ -154,7 +152,7 @@ def _public(rule: AbuseRule) -> RulePublic:
 def list_rules(user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Allow and block rules (admins only). IP rules show the address's hash."""
     auth_service.require_admin(user)
-    rules = session.exec(select(AbuseRule).order_by(col(AbuseRule.id)))
+    rules = abuse_service.list_rules(session)
     return JSONResponse([_public(r).model_dump(mode="json") for r in rules])
 
 
@@ -168,43 +166,12 @@ def create_rule(
     body: RuleCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> JSONResponse:
     """Allow (never rate-limited) or block (always held) an IP, a domain or an address."""
-    auth_service.require_admin(user)
-    value = abuse_service.normalise_rule_value(settings, body.kind, body.value)
-    insert = dialect_insert(session)
-    rule_id = session.execute(
-        insert(AbuseRule)
-        .values(
-            kind=body.kind,
-            value=value,
-            action=body.action,
-            note=body.note,
-            created_by=user.id,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
-        .returning(col(AbuseRule.id))
-    ).scalar_one_or_none()
-    if rule_id is None:
-        raise ProblemError(409, "rule-exists", "There is already a rule for this value")
-    rule = session.get(AbuseRule, rule_id)
-    assert rule is not None
-    audit_service.record(
-        session,
-        actor=user,
-        action="abuse.rule.create",
-        subject=f"rule:{rule_id}",
-        details={"kind": body.kind, "action": body.action, "note": body.note},
-    )
+    rule = abuse_service.add_rule(session, actor=user, settings=settings, data=body)
     return json_response(_public(rule), status_code=status.HTTP_201_CREATED)
 
 
 @router.delete("/abuse/rules/{rule_id}", status_code=204, responses={403: PROBLEM, 404: PROBLEM})
 def delete_rule(rule_id: RowId, user: CurrentUser, session: SessionDep) -> Response:
     """Remove a rule."""
-    auth_service.require_admin(user)
-    rule = session.get(AbuseRule, rule_id)
-    if rule is None:
-        raise ProblemError(404, "rule-not-found", "Rule not found")
-    session.delete(rule)
-    audit_service.record(session, actor=user, action="abuse.rule.delete", subject=f"rule:{rule_id}")
+    abuse_service.remove_rule(session, actor=user, rule_id=rule_id)
     return Response(status_code=204)

@@ -17,12 +17,15 @@ import httpx
 from sqlalchemy import bindparam, case, func, text, update
 from sqlmodel import Session, col, select
 
-from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
+from app.abuse.models import AbuseRule, RuleAction, RuleCreate, RuleKind, SourceCount
+from app.audit import service as audit_service
+from app.auth import service as auth_service
+from app.auth.models import User
 from app.core import cache
 from app.core.clientip import ip_hash as ip_hash  # (re-exported: how other domains hash IPs)
 from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
-from app.core.db import UTCDateTime, utcnow
+from app.core.db import UTCDateTime, dialect_insert, utcnow
 from app.core.errors import FieldError, ProblemError
 from app.email import outbox
 from app.petitions.models import Petition
@@ -431,3 +434,55 @@ def release(
             recipient=email,
         )
     return len(released)
+
+
+# --- the allow and block rules, as admins keep them (the admin API and the console) -----------
+
+
+def list_rules(session: Session) -> list[AbuseRule]:
+    return list(session.exec(select(AbuseRule).order_by(col(AbuseRule.id))))
+
+
+def add_rule(session: Session, *, actor: User, settings: Settings, data: RuleCreate) -> AbuseRule:
+    """Allow (never rate-limited) or block (always held) an IP, a domain or an address
+    (admins only); 409 when the value has a rule already. Audited."""
+    auth_service.require_admin(actor)
+    value = normalise_rule_value(settings, data.kind, data.value)
+    insert = dialect_insert(session)
+    rule_id = session.execute(
+        insert(AbuseRule)
+        .values(
+            kind=data.kind,
+            value=value,
+            action=data.action,
+            note=data.note,
+            created_by=actor.id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+        .returning(col(AbuseRule.id))
+    ).scalar_one_or_none()
+    if rule_id is None:
+        raise ProblemError(409, "rule-exists", "There is already a rule for this value")
+    rule = session.get(AbuseRule, rule_id)
+    assert rule is not None
+    audit_service.record(
+        session,
+        actor=actor,
+        action="abuse.rule.create",
+        subject=f"rule:{rule_id}",
+        details={"kind": data.kind, "action": data.action, "note": data.note},
+    )
+    return rule
+
+
+def remove_rule(session: Session, *, actor: User, rule_id: int) -> None:
+    """Remove a rule (admins only); 404 when there is none. Audited."""
+    auth_service.require_admin(actor)
+    rule = session.get(AbuseRule, rule_id)
+    if rule is None:
+        raise ProblemError(404, "rule-not-found", "Rule not found")
+    session.delete(rule)
+    audit_service.record(
+        session, actor=actor, action="abuse.rule.delete", subject=f"rule:{rule_id}"
+    )

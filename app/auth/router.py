@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlmodel import col, select
 
 from app.abuse.service import ip_hash
 from app.audit import service as audit_service
@@ -26,11 +25,9 @@ from app.auth.models import (
     UserPublic,
     UserUpdate,
 )
-from app.auth.security import hash_password
 from app.core.deps import CurrentUser, RowId, SessionDep, SettingsDep
-from app.core.errors import Problem, ProblemError
+from app.core.errors import Problem
 from app.core.http import json_response
-from app.signatures.validation import check_email
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 
@@ -100,28 +97,14 @@ def me(user: CurrentUser, session: SessionDep) -> JSONResponse:
 @admin_router.get("/tokens", response_model=list[ApiTokenPublic])
 def list_tokens(user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Your long-lived API tokens (never the tokens themselves)."""
-    records = session.exec(
-        select(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.kind == TokenKind.api)
-        .order_by(col(ApiToken.id))
-    )
-    return JSONResponse([_token_public(r).model_dump(mode="json") for r in records])
+    records = auth_service.api_tokens(session, user_id=user.id)
+    return JSONResponse([_token_public(r).model_dump(mode="json") for r, _ in records])
 
 
 @admin_router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreated)
 def create_token(body: ApiTokenCreate, user: CurrentUser, session: SessionDep) -> JSONResponse:
     """A long-lived token for scripts. The token is shown once; only its hash is kept."""
-    lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    token, record = auth_service.issue_token(
-        session, user=user, kind=TokenKind.api, name=body.name, lifetime=lifetime
-    )
-    audit_service.record(
-        session,
-        actor=user,
-        action="token.create",
-        subject=f"token:{record.id}",
-        details={"name": body.name},
-    )
+    token, record = auth_service.create_api_token(session, actor=user, data=body)
     created = ApiTokenCreated(**_token_public(record).model_dump(), token=token)
     return json_response(created, status_code=status.HTTP_201_CREATED)
 
@@ -129,8 +112,7 @@ def create_token(body: ApiTokenCreate, user: CurrentUser, session: SessionDep) -
 @admin_router.delete("/tokens/{token_id}", status_code=204, responses={404: PROBLEM})
 def revoke_token(token_id: RowId, user: CurrentUser, session: SessionDep) -> Response:
     """Revoke a token at once."""
-    auth_service.revoke_token(session, user=user, token_id=token_id)
-    audit_service.record(session, actor=user, action="token.revoke", subject=f"token:{token_id}")
+    auth_service.revoke_api_token(session, actor=user, token_id=token_id)
     return Response(status_code=204)
 
 
@@ -138,7 +120,7 @@ def revoke_token(token_id: RowId, user: CurrentUser, session: SessionDep) -> Res
 def list_users(user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Every account (admins only)."""
     auth_service.require_admin(user)
-    users = session.exec(select(User).order_by(col(User.id)))
+    users = auth_service.list_users(session)
     return JSONResponse([_user_public(session, u).model_dump(mode="json") for u in users])
 
 
@@ -150,26 +132,7 @@ def list_users(user: CurrentUser, session: SessionDep) -> JSONResponse:
 )
 def create_user(body: UserCreate, user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Create an admin or an organiser of some campaigns (admins only)."""
-    auth_service.require_admin(user)
-    try:
-        email = check_email(body.email)
-    except ValueError as exc:
-        raise ProblemError(422, "validation", "Invalid e-mail address", str(exc)) from None
-    created = auth_service.create_user(
-        session,
-        email=email,
-        password=body.password,
-        role=body.role,
-        name=body.name,
-        campaign_slugs=body.campaigns,
-    )
-    audit_service.record(
-        session,
-        actor=user,
-        action="user.create",
-        subject=f"user:{email}",
-        details={"role": body.role, "campaigns": body.campaigns},
-    )
+    created = auth_service.add_user(session, actor=user, data=body)
     return json_response(_user_public(session, created), status_code=status.HTTP_201_CREATED)
 
 
@@ -181,30 +144,8 @@ def update_user(
 ) -> JSONResponse:
     """Change an account's role, campaigns, password or whether it may sign in (admins only)."""
     auth_service.require_admin(user)
-    target = session.get(User, user_id)
-    if target is None:
-        raise ProblemError(404, "user-not-found", "User not found")
-    changes = body.model_dump(exclude_unset=True, exclude={"password"})
-    # A new password or role, or a deactivation, signs the account out everywhere.
-    signs_out = (body.role is not None and body.role != target.role) or body.password is not None
-    deactivates = body.is_active is False and target.is_active
-    if body.name is not None:
-        target.name = body.name
-    if body.role is not None:
-        target.role = body.role
-    if body.is_active is not None:
-        target.is_active = body.is_active
-    if body.password is not None:
-        target.password_hash = hash_password(body.password)
-        changes["password"] = "changed"  # noqa: S105 (audit note, not a password)
-    if body.campaigns is not None:
-        auth_service.set_campaigns(session, user=target, campaign_slugs=body.campaigns)
-    session.flush()
-    if signs_out or deactivates:
-        auth_service.end_sessions(session, user=target, revoke_api_tokens=deactivates)
-    audit_service.record(
-        session, actor=user, action="user.update", subject=f"user:{target.email}", details=changes
-    )
+    target = auth_service.get_user(session, user_id=user_id)
+    target = auth_service.update_user(session, actor=user, user=target, data=body)
     return json_response(_user_public(session, target))
 
 
