@@ -25,7 +25,7 @@ router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=
 
 TEXT_FIELDS = ("title", "summary", "body")
 # What a redirect after a change may announce (`?done=`), each a catalog entry.
-NOTICES = {"created", "saved", *console_service.LIFECYCLE}
+NOTICES = {"created", "saved", "officials", *console_service.LIFECYCLE}
 
 
 def _path(petition: Petition, suffix: str = "") -> str:

@@ -9,6 +9,7 @@ Drives Debian's headless Chromium (/usr/bin/chromium) through Playwright, as tes
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -279,3 +280,83 @@ def test_an_admin_creates_a_campaign_in_the_browser(
     check(page, complaints, "new petition of a new campaign, 390 px")
     campaign = session.exec(select(Campaign).where(Campaign.slug == "kursk-soldiers")).one()
     assert campaign.currencies == ["EUR"]
+
+
+def sign_in_as(page: Any, server: LiveServer, account: Account) -> None:
+    page.goto(f"{server.url}/admin/login")
+    page.get_by_label(EN["console.login.email"]).fill(account.email)
+    page.get_by_label(EN["console.login.password"]).fill(account.password)
+    page.get_by_role("button", name=EN["console.login.submit"]).click()
+    page.wait_for_url(f"{server.url}/admin/")
+
+
+def test_an_organiser_manages_officials_and_addresses_a_petition_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open, goal=100)
+    slug = campaign_slug(session, petition)
+    organiser = make_organiser(strict_server, admin, slug, n=3)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, organiser)
+
+    # The campaign's officials, from the dashboard.
+    page.get_by_role("link", name=EN["console.officials.title"]).first.click()
+    expect(page.locator("h1")).to_have_text(EN["console.officials.title"])
+    expect(page.locator(".card h3")).to_have_text(["Minister of Tests"])
+    check(page, complaints, "officials")
+
+    # A new group, then a new official in it: refused without an address, then added.
+    page.get_by_role("link", name=EN["console.officials.add_group"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.group.new_title"])
+    check(page, complaints, "new group")
+    page.get_by_label(EN["console.field.key"]).fill("ukraine")
+    page.get_by_label("Name in English").fill("Ukraine")
+    page.get_by_role("button", name=EN["console.form.save"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.official-group-saved"])
+
+    page.get_by_role("link", name=EN["console.officials.add"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.official.new_title"])
+    check(page, complaints, "new official")
+    page.get_by_label(EN["console.field.official_name"]).fill("President of Ukraine")
+    page.get_by_label(EN["console.field.key"]).fill("ua-president")
+    page.get_by_label(EN["console.field.country"]).select_option("UA")
+    page.get_by_label(EN["console.field.language"]).fill("uk")
+    page.get_by_label(EN["console.field.group"]).select_option("ukraine")
+    page.locator("fieldset[lang=uk]").get_by_label(EN["console.field.name"]).fill(
+        "Президент України"
+    )
+    page.get_by_role("button", name=EN["console.official.submit_new"]).click()
+    expect(page.locator("#f-email-error")).to_have_text(EN["console.errors.email_missing"])
+    expect(page.locator("fieldset[lang=uk]").get_by_label(EN["console.field.name"])).to_have_value(
+        "Президент України"
+    )
+    check(page, complaints, "new official, refused")
+    page.get_by_label(EN["console.field.official_email"]).fill("president@example.org")
+    page.get_by_role("button", name=EN["console.official.submit_new"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.official-created"])
+    expect(page.locator("[data-testid=official-ua-president] h3")).to_have_text(
+        "President of Ukraine"
+    )
+    page.get_by_role("link", name=f"{EN['console.official.edit']} — President of Ukraine").click()
+    expect(page.locator("h1")).to_have_text(EN["console.official.edit_title"])
+    check(page, complaints, "edit official")
+    page.go_back()
+    page.get_by_role("link", name=f"{EN['console.official.retire']} — Minister of Tests").click()
+    expect(page.locator("h1")).to_have_text(EN["console.official.retire_title"])
+    check(page, complaints, "retire official")
+
+    # The petition: addressed to the new official first, then the factory's.
+    page.goto(f"{strict_server.url}/admin/petitions/{petition.slug}")
+    page.get_by_role("link", name=EN["console.petition.choose_officials"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.choose.title"])
+    check(page, complaints, "choose officials")
+    page.get_by_role("checkbox", name=re.compile("^President of Ukraine")).check()
+    page.get_by_label(f"{EN['console.choose.order']} — President of Ukraine").fill("1")
+    page.get_by_label(f"{EN['console.choose.order']} — Minister of Tests").fill("2")
+    page.get_by_role("button", name=EN["console.form.save"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.officials"])
+    expect(page.locator("ol.targets li strong")).to_have_text(
+        ["President of Ukraine", "Minister of Tests"]
+    )
