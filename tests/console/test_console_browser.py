@@ -28,9 +28,11 @@ from app.core.config import Settings
 from app.email.devmailbox import free_port
 from app.main import create_app
 from app.petitions.models import Petition, PetitionStatus
+from app.updates.models import PetitionUpdate
 from tests.conftest import ROOT, Account, LiveServer
 from tests.factories import make_petition
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
+from tests.updates.test_updates import add_signers
 
 pytestmark = pytest.mark.browser
 
@@ -360,3 +362,42 @@ def test_an_organiser_manages_officials_and_addresses_a_petition_at_390_px(
     expect(page.locator("ol.targets li strong")).to_have_text(
         ["President of Ukraine", "Minister of Tests"]
     )
+
+
+def test_an_organiser_sends_an_update_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open, locales=("en", "ko"))
+    add_signers(session, petition, 3)
+    organiser = make_organiser(strict_server, admin, campaign_slug(session, petition), n=4)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, organiser)
+    page.goto(f"{strict_server.url}/admin/petitions/{petition.slug}")
+    page.get_by_role("link", name=EN["console.petition.write_update"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.updates.title"])
+    expect(page.get_by_test_id("audience")).to_contain_text("3 people")
+    check(page, complaints, "updates")
+
+    korean = page.locator("fieldset[lang=ko]")
+    korean.get_by_label(EN["console.update_field.subject"]).fill("청원을 전달했습니다")
+    korean.get_by_label(EN["console.update_field.body"]).fill("감사합니다.")
+    page.get_by_role("button", name=EN["console.updates.review"]).click()
+    expect(page.locator("#f-translations-en .error")).to_have_text(
+        EN["console.errors.default_locale_missing"]
+    )
+    check(page, complaints, "updates, refused")
+
+    english = page.locator("fieldset[lang=en]")
+    english.get_by_label(EN["console.update_field.subject"]).fill("We delivered it")
+    english.get_by_label(EN["console.update_field.body"]).fill("First.\n\nSecond paragraph.")
+    page.get_by_role("button", name=EN["console.updates.review"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.updates.review_title"])
+    check(page, complaints, "update review")
+    page.get_by_role("button", name="Send to 3 people").click()
+    expect(page.get_by_role("status")).to_contain_text("queued for 3 people")
+    expect(page.locator("tbody th")).to_have_text(["We delivered it"])
+    check(page, complaints, "updates, sent")
+    [body] = session.exec(select(PetitionUpdate.translations)).all()
+    assert body["en"]["body"] == "First.\n\nSecond paragraph."
