@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.console import campaigns, dashboard, officials, petitions, signin, updates
+from app.console import (
+    campaigns,
+    dashboard,
+    donations,
+    officials,
+    petitions,
+    signin,
+    updates,
+)
 from app.console.rendering import ConsoleRoute
 from app.console.session import ConsoleDep
 from app.core.errors import ProblemError
@@ -17,6 +25,7 @@ router.include_router(petitions.router)
 router.include_router(campaigns.router)
 router.include_router(officials.router)
 router.include_router(updates.router)
+router.include_router(donations.router)
 
 fallback = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
 

@@ -25,11 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.campaigns.models import Campaign
 from app.core.config import Settings
+from app.donations.models import DonationStatus
 from app.email.devmailbox import free_port
 from app.main import create_app
 from app.petitions.models import Petition, PetitionStatus
 from app.updates.models import PetitionUpdate
 from tests.conftest import ROOT, Account, LiveServer
+from tests.console.test_donations import gift
 from tests.factories import make_petition
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 from tests.updates.test_updates import add_signers
@@ -364,7 +366,7 @@ def test_an_organiser_manages_officials_and_addresses_a_petition_at_390_px(
     )
 
 
-def test_an_organiser_sends_an_update_at_390_px(
+def test_an_organiser_sends_an_update_and_reads_the_donations_at_390_px(
     strict_server: LiveServer, session: Session, admin: Account, browser: Any
 ) -> None:
     from playwright.sync_api import expect
@@ -401,3 +403,11 @@ def test_an_organiser_sends_an_update_at_390_px(
     check(page, complaints, "updates, sent")
     [body] = session.exec(select(PetitionUpdate.translations)).all()
     assert body["en"]["body"] == "First.\n\nSecond paragraph."
+
+    # The campaign's donations, from the dashboard.
+    gift(session, petition.campaign_id, "d-1", 2550, "EUR", DonationStatus.paid)
+    page.get_by_role("link", name=EN["console.nav.dashboard"]).first.click()
+    page.get_by_role("link", name=EN["console.donations.title"]).first.click()
+    expect(page.locator("h1")).to_have_text(EN["console.donations.title"])
+    expect(page.get_by_test_id("total-EUR")).to_contain_text("€25.50")
+    check(page, complaints, "donations")
