@@ -25,7 +25,14 @@ from starlette.exceptions import HTTPException
 from app.console.session import LOGIN, Console, SignInRequired, choose_locale
 from app.core.config import ROOT
 from app.core.errors import ProblemError
-from app.core.i18n import LANGUAGE_NAMES, SUPPORTED_LOCALES, catalog, country_name, translate
+from app.core.i18n import (
+    LANGUAGE_NAMES,
+    SUPPORTED_LOCALES,
+    babel_locale,
+    catalog,
+    country_name,
+    translate,
+)
 from app.donations.currencies import CURRENCIES, CurrencyRules
 
 TEMPLATES_DIR = ROOT / "templates" / "console"
@@ -58,13 +65,13 @@ def _moment(context: Context, value: datetime | None) -> str:
     if value is None:
         return ""
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    locale = context.get("locale") or "en"
+    locale = babel_locale(context.get("locale") or "en")
     return format_datetime(aware, "medium", tzinfo=UTC, locale=locale) + " UTC"
 
 
 @pass_context
 def _day(context: Context, value: date) -> str:
-    return format_date(value, "medium", locale=context.get("locale") or "en")
+    return format_date(value, "medium", locale=babel_locale(context.get("locale") or "en"))
 
 
 @pass_context

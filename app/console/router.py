@@ -6,11 +6,13 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app.console import (
+    accounts,
     campaigns,
     dashboard,
     donations,
     officials,
     petitions,
+    safety,
     signin,
     updates,
 )
@@ -26,6 +28,8 @@ router.include_router(campaigns.router)
 router.include_router(officials.router)
 router.include_router(updates.router)
 router.include_router(donations.router)
+router.include_router(accounts.router)
+router.include_router(safety.router)
 
 fallback = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
 

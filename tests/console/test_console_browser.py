@@ -411,3 +411,75 @@ def test_an_organiser_sends_an_update_and_reads_the_donations_at_390_px(
     expect(page.locator("h1")).to_have_text(EN["console.donations.title"])
     expect(page.get_by_test_id("total-EUR")).to_contain_text("€25.50")
     check(page, complaints, "donations")
+
+
+def test_an_admin_manages_accounts_tokens_rules_and_reads_the_audit_log_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open)
+    slug = campaign_slug(session, petition)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, admin)
+    nav = page.get_by_role("navigation", name=EN["console.nav.label"])
+
+    # Accounts: a new organiser, refused with a short password, then created.
+    nav.get_by_role("link", name=EN["console.nav.accounts"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.accounts.title"])
+    expect(nav.get_by_role("link", name=EN["console.nav.accounts"])).to_have_attribute(
+        "aria-current", "page"
+    )
+    check(page, complaints, "accounts")
+    page.get_by_role("link", name=EN["console.accounts.new"]).click()
+    check(page, complaints, "new account")
+    page.get_by_label(EN["console.field.email"]).fill("mykola@example.org")
+    page.get_by_label(EN["console.field.password"]).fill("too short")
+    page.locator(f"#f-campaign-{slug}").check()
+    page.get_by_role("button", name=EN["console.accounts.create"]).click()
+    expect(page.locator("#f-password-error")).to_have_text("Use at least 12 characters.")
+    expect(page.locator(f"#f-campaign-{slug}")).to_be_checked()
+    check(page, complaints, "new account, refused")
+    page.get_by_label(EN["console.field.password"]).fill("a long enough password")
+    page.get_by_role("button", name=EN["console.accounts.create"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.account-created"])
+    page.get_by_role("link", name=f"{EN['console.official.edit']} — mykola@example.org").click()
+    expect(page.locator("h1")).to_have_text(EN["console.accounts.edit_title"])
+    check(page, complaints, "edit account")
+
+    # API tokens: issued and shown once.
+    nav.get_by_role("link", name=EN["console.nav.tokens"]).click()
+    check(page, complaints, "tokens")
+    page.get_by_label(EN["console.tokens.name"]).fill("nightly export")
+    page.get_by_role("button", name=EN["console.tokens.submit"]).click()
+    token = page.get_by_test_id("issued-token").inner_text()
+    assert token.startswith("chorus_")
+    check(page, complaints, "token issued")
+    me = httpx.get(
+        f"{strict_server.url}/api/v1/admin/me",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert me.status_code == 200
+
+    # Abuse rules: one refused, one added.
+    nav.get_by_role("link", name=EN["console.nav.abuse_rules"]).click()
+    check(page, complaints, "abuse rules")
+    page.get_by_label(EN["console.rules.kind"]).select_option("ip")
+    page.get_by_label(EN["console.rules.value"]).fill("not an address")
+    page.get_by_role("button", name=EN["console.rules.submit"]).click()
+    expect(page.locator("#f-value-error")).to_have_text(EN["console.errors.ip_invalid"])
+    check(page, complaints, "abuse rules, refused")
+    page.get_by_label(EN["console.rules.kind"]).select_option("domain")
+    page.get_by_label(EN["console.rules.value"]).fill("spam.example")
+    page.get_by_role("button", name=EN["console.rules.submit"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.rule-created"])
+    expect(page.locator("tbody th")).to_have_text(["spam.example"])
+
+    # The audit log: everything above, filtered to accounts.
+    nav.get_by_role("link", name=EN["console.nav.audit"]).click()
+    check(page, complaints, "audit log")
+    page.get_by_label(EN["console.audit.action"]).fill("user.")
+    page.get_by_role("button", name=EN["console.audit.filter"]).click()
+    expect(page.locator("tbody th code")).to_have_text(["user.create"])
+    check(page, complaints, "audit log, filtered")
