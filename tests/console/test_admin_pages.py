@@ -301,3 +301,17 @@ def test_the_audit_log_pages_back_keeping_its_filters(
     second = client.get(older[1].replace("&amp;", "&")).text
     assert re.findall(r"<td>(page:\d+)</td>", second) == [f"page:{n}" for n in range(4, -1, -1)]
     assert "Older entries" not in second and "Newest entries" in second
+
+
+def test_the_api_and_the_console_refuse_an_address_the_same_way(
+    client: TestClient, admin: Account
+) -> None:
+    """One rule in the auth service: the API's problem names the field the console shows."""
+    response = client.post(
+        "/api/v1/admin/users",
+        json={"email": "not-an-address", "password": "a long enough password"},
+        headers=admin.headers,
+    )
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["field"], error["type"]) == ("email", "email_invalid")

@@ -365,6 +365,13 @@ def test_an_organiser_manages_officials_and_addresses_a_petition_at_390_px(
         ["President of Ukraine", "Minister of Tests"]
     )
 
+    # In Ukrainian: the official's Ukrainian name, and the page still fits 390 px.
+    page.get_by_role("button", name="Українська").click()
+    expect(page.locator("ol.targets li strong").first).to_have_text("Президент України")
+    page.goto(f"{strict_server.url}/admin/campaigns/{slug}/officials")
+    expect(page.locator("[data-testid=official-ua-president] h3")).to_have_text("Президент України")
+    check(page, complaints, "officials, in Ukrainian")
+
 
 def test_an_organiser_sends_an_update_and_reads_the_donations_at_390_px(
     strict_server: LiveServer, session: Session, admin: Account, browser: Any

@@ -684,6 +684,17 @@ def test_console_pages_carry_no_inline_script_or_style(
         f"/admin/campaigns/{slug}/petitions/new",
         "/admin/campaigns/new",
         "/admin/nowhere",
+        f"/admin/campaigns/{slug}/officials",
+        f"/admin/campaigns/{slug}/officials/new",
+        f"/admin/campaigns/{slug}/groups/new",
+        f"/admin/petitions/{petition.slug}/officials",
+        f"/admin/petitions/{petition.slug}/updates",
+        f"/admin/campaigns/{slug}/donations",
+        "/admin/accounts",
+        "/admin/accounts/new",
+        "/admin/tokens",
+        "/admin/abuse-rules",
+        "/admin/audit",
     ]
     client.cookies.delete("chorus_console_login")
     for path in pages:
