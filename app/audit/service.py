@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEntry
@@ -39,11 +41,25 @@ def entries(
     campaign_ids: list[int] | None,
     limit: int = 100,
     before_id: int | None = None,
+    action: str | None = None,
+    actor_email: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[AuditEntry]:
-    """Newest first. `campaign_ids=None` means every entry (admins)."""
+    """Newest first. `campaign_ids=None` means every entry (admins). `action` keeps the
+    actions it begins ("petition." for every petition change); `since` and `until` bound
+    `created_at` (until excluded)."""
     query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
     if campaign_ids is not None:
         query = query.where(col(AuditEntry.campaign_id).in_(campaign_ids))
     if before_id is not None:
         query = query.where(col(AuditEntry.id) < before_id)
+    if action:
+        query = query.where(col(AuditEntry.action).startswith(action, autoescape=True))
+    if actor_email:
+        query = query.where(func.lower(col(AuditEntry.actor_email)) == actor_email.lower())
+    if since is not None:
+        query = query.where(col(AuditEntry.created_at) >= since)
+    if until is not None:
+        query = query.where(col(AuditEntry.created_at) < until)
     return list(session.exec(query))

@@ -25,10 +25,9 @@ from app.auth.models import (
     UserPublic,
     UserUpdate,
 )
-from app.core.addresses import check_email
 from app.core.clientip import ip_hash
 from app.core.deps import RowId, SessionDep, SettingsDep
-from app.core.errors import Problem, ProblemError
+from app.core.errors import Problem
 from app.core.http import json_response
 
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
@@ -99,24 +98,14 @@ def me(user: CurrentUser, session: SessionDep) -> JSONResponse:
 @admin_router.get("/tokens", response_model=list[ApiTokenPublic])
 def list_tokens(user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Your long-lived API tokens (never the tokens themselves)."""
-    records = auth_service.api_tokens(session, user=user)
-    return JSONResponse([_token_public(r).model_dump(mode="json") for r in records])
+    records = auth_service.api_tokens(session, user_id=user.id)
+    return JSONResponse([_token_public(r).model_dump(mode="json") for r, _ in records])
 
 
 @admin_router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreated)
 def create_token(body: ApiTokenCreate, user: CurrentUser, session: SessionDep) -> JSONResponse:
     """A long-lived token for scripts. The token is shown once; only its hash is kept."""
-    lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    token, record = auth_service.issue_token(
-        session, user=user, kind=TokenKind.api, name=body.name, lifetime=lifetime
-    )
-    audit_service.record(
-        session,
-        actor=user,
-        action="token.create",
-        subject=f"token:{record.id}",
-        details={"name": body.name},
-    )
+    token, record = auth_service.create_api_token(session, actor=user, data=body)
     created = ApiTokenCreated(**_token_public(record).model_dump(), token=token)
     return json_response(created, status_code=status.HTTP_201_CREATED)
 
@@ -124,8 +113,7 @@ def create_token(body: ApiTokenCreate, user: CurrentUser, session: SessionDep) -
 @admin_router.delete("/tokens/{token_id}", status_code=204, responses={404: PROBLEM})
 def revoke_token(token_id: RowId, user: CurrentUser, session: SessionDep) -> Response:
     """Revoke a token at once."""
-    auth_service.revoke_token(session, user=user, token_id=token_id)
-    audit_service.record(session, actor=user, action="token.revoke", subject=f"token:{token_id}")
+    auth_service.revoke_api_token(session, actor=user, token_id=token_id)
     return Response(status_code=204)
 
 
@@ -145,26 +133,7 @@ def list_users(user: CurrentUser, session: SessionDep) -> JSONResponse:
 )
 def create_user(body: UserCreate, user: CurrentUser, session: SessionDep) -> JSONResponse:
     """Create an admin or an organiser of some campaigns (admins only)."""
-    auth_service.require_admin(user)
-    try:
-        email = check_email(body.email)
-    except ValueError as exc:
-        raise ProblemError(422, "validation", "Invalid e-mail address", str(exc)) from None
-    created = auth_service.create_user(
-        session,
-        email=email,
-        password=body.password,
-        role=body.role,
-        name=body.name,
-        campaign_slugs=body.campaigns,
-    )
-    audit_service.record(
-        session,
-        actor=user,
-        action="user.create",
-        subject=f"user:{email}",
-        details={"role": body.role, "campaigns": body.campaigns},
-    )
+    created = auth_service.add_user(session, actor=user, data=body)
     return json_response(_user_public(session, created), status_code=status.HTTP_201_CREATED)
 
 
@@ -176,7 +145,8 @@ def update_user(
 ) -> JSONResponse:
     """Change an account's role, campaigns, password or whether it may sign in (admins only)."""
     auth_service.require_admin(user)
-    target = auth_service.update_user(session, actor=user, user_id=user_id, data=body)
+    target = auth_service.get_user(session, user_id=user_id)
+    target = auth_service.update_user(session, actor=user, user=target, data=body)
     return json_response(_user_public(session, target))
 
 

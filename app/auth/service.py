@@ -11,18 +11,21 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit_service
 from app.auth.models import (
     ApiToken,
+    ApiTokenCreate,
     CampaignMember,
     LoginFailure,
     Role,
     TokenKind,
     User,
+    UserCreate,
     UserUpdate,
 )
 from app.auth.security import hash_password, new_token, token_hash, verify_password
 from app.campaigns.models import Campaign
+from app.core.addresses import check_email
 from app.core.config import Settings
 from app.core.db import session_scope, utcnow
-from app.core.errors import ProblemError
+from app.core.errors import FieldError, ProblemError
 from app.core.i18n import SUPPORTED_LOCALES
 
 SESSION_HOURS = 12
@@ -70,43 +73,6 @@ def set_campaigns(session: Session, *, user: User, campaign_slugs: list[str]) ->
         assert campaign.id is not None
         session.add(CampaignMember(campaign_id=campaign.id, user_id=user.id))
     session.flush()
-
-
-def list_users(session: Session) -> list[User]:
-    """Every account, oldest first."""
-    return list(session.exec(select(User).order_by(col(User.id))))
-
-
-def update_user(session: Session, *, actor: User, user_id: int, data: UserUpdate) -> User:
-    """Change an account's name, role, campaigns, password or whether it may sign in (audited).
-
-    A new password or role, or a deactivation, signs the account out everywhere; a
-    deactivation also revokes its API tokens.
-    """
-    target = session.get(User, user_id)
-    if target is None:
-        raise ProblemError(404, "user-not-found", "User not found")
-    changes = data.model_dump(exclude_unset=True, exclude={"password"})
-    signs_out = (data.role is not None and data.role != target.role) or data.password is not None
-    deactivates = data.is_active is False and target.is_active
-    if data.name is not None:
-        target.name = data.name
-    if data.role is not None:
-        target.role = data.role
-    if data.is_active is not None:
-        target.is_active = data.is_active
-    if data.password is not None:
-        target.password_hash = hash_password(data.password)
-        changes["password"] = "changed"  # noqa: S105 (audit note, not a password)
-    if data.campaigns is not None:
-        set_campaigns(session, user=target, campaign_slugs=data.campaigns)
-    session.flush()
-    if signs_out or deactivates:
-        end_sessions(session, user=target, revoke_api_tokens=deactivates)
-    audit_service.record(
-        session, actor=actor, action="user.update", subject=f"user:{target.email}", details=changes
-    )
-    return target
 
 
 def campaign_slugs(session: Session, *, user: User) -> list[str]:
@@ -269,17 +235,6 @@ def end_sessions(session: Session, *, user: User, revoke_api_tokens: bool = Fals
     session.refresh(user)
 
 
-def api_tokens(session: Session, *, user: User) -> list[ApiToken]:
-    """The user's long-lived API tokens (revoked ones too), oldest first."""
-    return list(
-        session.exec(
-            select(ApiToken)
-            .where(ApiToken.user_id == user.id, ApiToken.kind == TokenKind.api)
-            .order_by(col(ApiToken.id))
-        )
-    )
-
-
 def revoke_token(session: Session, *, user: User, token_id: int) -> ApiToken:
     record = session.get(ApiToken, token_id)
     if record is None or (record.user_id != user.id and user.role != Role.admin):
@@ -381,3 +336,115 @@ def ensure_dev_admin(session: Session, *, email: str, password: str) -> User:
     session.flush()
     end_sessions(session, user=user)
     return user
+
+
+# --- accounts and API tokens, as admins manage them (the admin API and the console) ------------
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.id))))
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise ProblemError(404, "user-not-found", "User not found")
+    return user
+
+
+def add_user(session: Session, *, actor: User, data: UserCreate) -> User:
+    """An admin creates an admin or an organiser of some campaigns; audited."""
+    require_admin(actor)
+    try:
+        email = check_email(data.email)
+    except ValueError as exc:
+        raise ProblemError(
+            422,
+            "validation",
+            "Invalid e-mail address",
+            str(exc),
+            errors=[FieldError(field="email", type="email_invalid", message=str(exc))],
+        ) from None
+    created = create_user(
+        session,
+        email=email,
+        password=data.password,
+        role=data.role,
+        name=data.name,
+        campaign_slugs=data.campaigns,
+    )
+    audit_service.record(
+        session,
+        actor=actor,
+        action="user.create",
+        subject=f"user:{email}",
+        details={"role": data.role, "campaigns": data.campaigns},
+    )
+    return created
+
+
+def update_user(session: Session, *, actor: User, user: User, data: UserUpdate) -> User:
+    """An admin changes an account's name, role, campaigns, password or whether it may sign
+    in; a new password or role, or a deactivation, signs the account out everywhere."""
+    require_admin(actor)
+    changes = data.model_dump(exclude_unset=True, exclude={"password"})
+    signs_out = (data.role is not None and data.role != user.role) or data.password is not None
+    deactivates = data.is_active is False and user.is_active
+    if data.name is not None:
+        user.name = data.name
+    if data.role is not None:
+        user.role = data.role
+    if data.is_active is not None:
+        user.is_active = data.is_active
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+        changes["password"] = "changed"  # noqa: S105 (audit note, not a password)
+    if data.campaigns is not None:
+        set_campaigns(session, user=user, campaign_slugs=data.campaigns)
+    session.flush()
+    if signs_out or deactivates:
+        end_sessions(session, user=user, revoke_api_tokens=deactivates)
+    audit_service.record(
+        session, actor=actor, action="user.update", subject=f"user:{user.email}", details=changes
+    )
+    return user
+
+
+def api_tokens(session: Session, *, user_id: int | None) -> list[tuple[ApiToken, str]]:
+    """Long-lived API tokens with their owner's e-mail, oldest first: one account's, or
+    (None) every account's."""
+    query = (
+        select(ApiToken, User.email)
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .where(ApiToken.kind == TokenKind.api)
+        .order_by(col(ApiToken.id))
+    )
+    if user_id is not None:
+        query = query.where(ApiToken.user_id == user_id)
+    return [(token, email) for token, email in session.exec(query)]
+
+
+def create_api_token(
+    session: Session, *, actor: User, data: ApiTokenCreate
+) -> tuple[str, ApiToken]:
+    """A long-lived token for scripts, for `actor`; the token is returned once, only its hash
+    is kept. Audited."""
+    lifetime = timedelta(days=data.expires_in_days) if data.expires_in_days else None
+    token, record = issue_token(
+        session, user=actor, kind=TokenKind.api, name=data.name, lifetime=lifetime
+    )
+    audit_service.record(
+        session,
+        actor=actor,
+        action="token.create",
+        subject=f"token:{record.id}",
+        details={"name": data.name},
+    )
+    return token, record
+
+
+def revoke_api_token(session: Session, *, actor: User, token_id: int) -> ApiToken:
+    """Revoke a token at once: your own, or anyone's for an admin. Audited."""
+    record = revoke_token(session, user=actor, token_id=token_id)
+    audit_service.record(session, actor=actor, action="token.revoke", subject=f"token:{token_id}")
+    return record

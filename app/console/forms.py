@@ -48,3 +48,13 @@ def translations(
         elif known or any(value.strip() for value in text.values()):
             out[locale] = text
     return out
+
+
+def locales_in_order(default: str, existing: dict[str, Any]) -> list[str]:
+    """The default language first, then the others it has, then those it could have."""
+    rest = [loc for loc in SUPPORTED_LOCALES if loc != default]
+    return [
+        default,
+        *[loc for loc in rest if loc in existing],
+        *[loc for loc in rest if loc not in existing],
+    ]

@@ -4,15 +4,13 @@ writes the audit log)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.campaigns import service as campaign_service
 from app.console import service as console_service
-from app.console.forms import FormFields, number, translations
+from app.console.forms import FormFields, locales_in_order, number, translations
 from app.console.rendering import ConsoleRoute, problem_messages, render, validation_messages
 from app.console.session import Console, ConsoleDep, ConsoleFormDep
 from app.core.deps import SessionDep, SettingsDep
@@ -25,7 +23,7 @@ router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=
 
 TEXT_FIELDS = ("title", "summary", "body")
 # What a redirect after a change may announce (`?done=`), each a catalog entry.
-NOTICES = {"created", "saved", *console_service.LIFECYCLE}
+NOTICES = {"created", "saved", "officials", *console_service.LIFECYCLE}
 
 
 def _path(petition: Petition, suffix: str = "") -> str:
@@ -109,21 +107,11 @@ def _edit_form(
             "title": petition.text(console.locale)["title"],
             "values": values,
             "errors": errors or {},
-            "locales": _locales_in_order(petition.default_locale, petition.translations),
+            "locales": locales_in_order(petition.default_locale, petition.translations),
             "nav": "dashboard",
         },
         status_code=422 if errors else 200,
     )
-
-
-def _locales_in_order(default: str, existing: dict[str, Any]) -> list[str]:
-    """The default language first, then the others it has, then those it could have."""
-    rest = [loc for loc in SUPPORTED_LOCALES if loc != default]
-    return [
-        default,
-        *[loc for loc in rest if loc in existing],
-        *[loc for loc in rest if loc not in existing],
-    ]
 
 
 @router.get("/petitions/{slug}/edit")

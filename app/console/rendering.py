@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from babel.dates import format_date, format_datetime
@@ -19,12 +19,21 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from pydantic import ValidationError
+from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
 from app.console.session import LOGIN, Console, SignInRequired, choose_locale
 from app.core.config import ROOT
 from app.core.errors import ProblemError
-from app.core.i18n import LANGUAGE_NAMES, SUPPORTED_LOCALES, catalog, translate
+from app.core.i18n import (
+    LANGUAGE_NAMES,
+    SUPPORTED_LOCALES,
+    babel_locale,
+    catalog,
+    country_name,
+    translate,
+)
+from app.donations.currencies import CURRENCIES, CurrencyRules
 
 TEMPLATES_DIR = ROOT / "templates" / "console"
 STATIC_DIR = ROOT / "app" / "console" / "static"
@@ -56,13 +65,25 @@ def _moment(context: Context, value: datetime | None) -> str:
     if value is None:
         return ""
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    locale = context.get("locale") or "en"
+    locale = babel_locale(context.get("locale") or "en")
     return format_datetime(aware, "medium", tzinfo=UTC, locale=locale) + " UTC"
 
 
 @pass_context
 def _day(context: Context, value: date) -> str:
-    return format_date(value, "medium", locale=context.get("locale") or "en")
+    return format_date(value, "medium", locale=babel_locale(context.get("locale") or "en"))
+
+
+@pass_context
+def _money(context: Context, minor: int, currency: str) -> str:
+    """An amount in minor units, with its currency's decimals, the reader's way (Babel)."""
+    rules = CURRENCIES.get(currency) or CurrencyRules(currency, currency, 0, 0, ())
+    return rules.format(minor, context.get("locale") or "en")
+
+
+@pass_context
+def _country(context: Context, code: str) -> str:
+    return country_name(code, context.get("locale") or "en")
 
 
 def _language_option(code: str) -> tuple[str, str]:
@@ -81,6 +102,8 @@ def console_templates() -> Jinja2Templates:
     env.filters["percent"] = _percent
     env.filters["moment"] = _moment
     env.filters["day"] = _day
+    env.filters["money"] = _money
+    env.filters["country"] = _country
     env.filters["language_option"] = _language_option
     return templates
 
@@ -122,16 +145,28 @@ def render_error(request: Request, status: int, problem: str | None = None) -> R
 # --- errors next to their fields ------------------------------------------------------------------
 
 # Problems about a field that the services raise without naming it.
-PROBLEM_FIELDS = {"petition-exists": "slug", "campaign-exists": "slug"}
+PROBLEM_FIELDS = {
+    "petition-exists": "slug",
+    "campaign-exists": "slug",
+    "target-exists": "key",
+    "user-exists": "email",
+    "campaign-not-found": "campaigns",
+    "rule-exists": "value",
+}
 
 
-def _message(locale: str, type_: str, fallback: str, values: dict[str, Any]) -> str:
-    key = f"console.errors.{type_}"
-    if has_text(locale, key):
-        try:
-            return translate(locale, key, **values)
-        except (KeyError, IndexError):
-            return translate(locale, key)
+def _message(
+    locale: str, type_: str, fallback: str, values: dict[str, Any], field: str = ""
+) -> str:
+    """The catalog's message for an error type: `console.errors.<type>.<field>` (the last part
+    of the field's path) where one field needs its own words, else `console.errors.<type>`."""
+    name = field.rsplit(".", 1)[-1]
+    for key in (f"console.errors.{type_}.{name}", f"console.errors.{type_}"):
+        if has_text(locale, key):
+            try:
+                return translate(locale, key, **values)
+            except (KeyError, IndexError):
+                return translate(locale, key)
     return fallback
 
 
@@ -141,16 +176,37 @@ def validation_messages(locale: str, exc: ValidationError) -> dict[str, str]:
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "form"
         fallback = str(error["msg"]).removeprefix("Value error, ")
-        out.setdefault(field, _message(locale, error["type"], fallback, error.get("ctx") or {}))
+        message = _message(locale, error["type"], fallback, error.get("ctx") or {}, field)
+        out.setdefault(field, message)
     return out
 
 
 def problem_messages(locale: str, exc: ProblemError) -> dict[str, str]:
     """{field: message} from a service's problem; one without a field goes to `form`."""
     if exc.errors:
-        return {e.field: _message(locale, e.type, e.message, {}) for e in exc.errors}
+        return {e.field: _message(locale, e.type, e.message, {}, e.field) for e in exc.errors}
     text = exc.title + (f" {exc.detail}" if exc.detail else "")
     return {PROBLEM_FIELDS.get(exc.slug, "form"): _message(locale, exc.slug, text, {})}
+
+
+Result = TypeVar("Result")
+
+
+def run_form(
+    session: Session, locale: str, action: Callable[[], Result]
+) -> tuple[Result | None, dict[str, str]]:
+    """Run a form's model and service call: (its result, {}), or (None, {field: message}) when
+    the model or the service refused it (then nothing of the change is kept)."""
+    try:
+        return action(), {}
+    except ValidationError as exc:
+        session.rollback()
+        return None, validation_messages(locale, exc)
+    except ProblemError as exc:
+        if exc.status not in (409, 422):
+            raise
+        session.rollback()
+        return None, problem_messages(locale, exc)
 
 
 # --- the console's routes -------------------------------------------------------------------------

@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.console import campaigns, dashboard, petitions, signin
+from app.console import (
+    accounts,
+    campaigns,
+    dashboard,
+    donations,
+    officials,
+    petitions,
+    safety,
+    signin,
+    updates,
+)
 from app.console.rendering import ConsoleRoute
 from app.console.session import ConsoleDep
 from app.core.errors import ProblemError
@@ -15,6 +25,11 @@ router.include_router(signin.router)
 router.include_router(dashboard.router)
 router.include_router(petitions.router)
 router.include_router(campaigns.router)
+router.include_router(officials.router)
+router.include_router(updates.router)
+router.include_router(donations.router)
+router.include_router(accounts.router)
+router.include_router(safety.router)
 
 fallback = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
 

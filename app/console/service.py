@@ -15,17 +15,18 @@ from sqlmodel import Session
 from app.auth.models import User
 from app.campaigns import service as campaign_service
 from app.campaigns.models import Campaign
+from app.console.forms import number
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import ProblemError
-from app.core.i18n import country_names
+from app.core.i18n import country_names, translate
 from app.email import outbox
 from app.email.outbox import QueueState
 from app.petitions import service as petition_service
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
 from app.stats import service as stats_service
-from app.targets.models import Target
+from app.targets.models import Target, TargetGroup
 
 CHART_DAYS = 14
 
@@ -237,3 +238,55 @@ def act(session: Session, *, actor: User, petition: Petition, action: str) -> Pe
             session, actor=actor, petition=petition, paused=value
         )
     return petition_service.change_status(session, actor=actor, petition=petition, status=value)
+
+
+# --- officials ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfficialSection:
+    """The officials of one group (or of none: `key` None), each with its text in the reader's
+    language."""
+
+    key: str | None
+    name: str
+    officials: list[tuple[Target, dict[str, str]]]
+
+
+def group_name(group: TargetGroup, locale: str) -> str:
+    return str(group.names.get(locale) or next(iter(group.names.values()), "") or group.key)
+
+
+def official_sections(
+    groups: list[TargetGroup], targets: list[Target], locale: str
+) -> list[OfficialSection]:
+    """The campaign's officials by group, in the groups' order, those in none last; a group
+    without officials is listed too (empty)."""
+    by_group: dict[int | None, list[tuple[Target, dict[str, str]]]] = {g.id: [] for g in groups}
+    for target in targets:
+        by_group.setdefault(target.group_id, []).append((target, target.text(locale)))
+    sections = [OfficialSection(g.key, group_name(g, locale), by_group[g.id]) for g in groups]
+    if by_group.get(None):
+        sections.append(OfficialSection(None, "", by_group[None]))
+    return sections
+
+
+def chosen_in_order(fields: dict[str, str], locale: str) -> tuple[list[int], dict[str, str]]:
+    """The officials ticked on a petition's form (`target.<id>`), ordered by their numbers
+    (`order.<id>`; those without one after, in the form's order), or the fields' errors."""
+    errors: dict[str, str] = {}
+    ranked: list[tuple[float, int, int]] = []
+    for position, name in enumerate(fields):
+        if not name.startswith("target.") or not fields[name]:
+            continue
+        raw_id = name.removeprefix("target.")
+        if not raw_id.isdigit() or len(raw_id) > 9:
+            errors["target_ids"] = translate(locale, "console.errors.target_unknown")
+            continue
+        order_text = fields.get(f"order.{raw_id}", "").strip()
+        order = number(order_text, locale) if order_text else None
+        if order_text and not isinstance(order, int):
+            errors[f"order.{raw_id}"] = translate(locale, "console.errors.order_invalid")
+            continue
+        ranked.append((order if order is not None else float("inf"), position, int(raw_id)))
+    return [target_id for _, _, target_id in sorted(ranked)], errors

@@ -218,3 +218,15 @@ def totals(session: Session, *, campaign_id: int) -> list[CurrencyTotal]:
         )
         for currency, gross, refunded, count in rows
     ]
+
+
+def recent(session: Session, *, campaign_id: int, limit: int = 50) -> list[Donation]:
+    """The campaign's latest gifts (any status), newest first."""
+    return list(
+        session.exec(
+            select(Donation)
+            .where(Donation.campaign_id == campaign_id)
+            .order_by(col(Donation.created_at).desc(), col(Donation.id).desc())
+            .limit(limit)
+        )
+    )

@@ -121,6 +121,13 @@ def _group(
     return group
 
 
+def save_group(
+    session: Session, *, actor: User, campaign_id: int, key: str, names: dict[str, str]
+) -> TargetGroup:
+    """Create the campaign's group `key` with these names, or rename it (the names given)."""
+    return _group(session, actor=actor, campaign_id=campaign_id, key=key, names=names)
+
+
 def create(session: Session, *, actor: User, campaign: Campaign, data: TargetCreate) -> Target:
     assert campaign.id is not None
     values = data.model_dump(exclude={"group", "group_names", "translations"})

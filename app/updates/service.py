@@ -144,6 +144,29 @@ def _schedule_start(session: Session, *, now: datetime, rate: int) -> datetime:
     return max(now, last + timedelta(microseconds=MICROSECONDS_PER_MINUTE // rate))
 
 
+def _audience(petition_id: int) -> list[ColumnElement[bool]]:
+    """Who gets an update: signers who confirmed, asked for updates and are not suppressed."""
+    return [
+        col(Signature.petition_id) == petition_id,
+        col(Signature.status) == SignatureStatus.confirmed,
+        col(Signature.consent_updates).is_(True),
+        col(Signature.anonymised_at).is_(None),
+        ~exists().where(col(Suppression.email_normalised) == col(Signature.email_normalised)),
+    ]
+
+
+def audience(session: Session, *, petition: Petition) -> int:
+    """How many signers an update sent now would be queued for (as `send` selects them)."""
+    assert petition.id is not None
+    query = sql_select(func.count()).select_from(Signature).where(*_audience(petition.id))
+    return int(session.execute(query).scalar_one())
+
+
+def prepare(petition: Petition, data: UpdateCreate) -> dict[str, dict[str, str]]:
+    """The update's texts as signers will get them, or the problem `send` would raise."""
+    return _translations(petition, data)
+
+
 def send(
     session: Session, *, petition: Petition, data: UpdateCreate, user: User, settings: Settings
 ) -> UpdateSent:
@@ -177,13 +200,7 @@ def send(
         col(Signature.email),
         _due_at(session, start, _offset_us(start, position, rate)),
         literal(now, UTCDateTime()),
-    ).where(
-        col(Signature.petition_id) == petition.id,
-        col(Signature.status) == SignatureStatus.confirmed,
-        col(Signature.consent_updates).is_(True),
-        col(Signature.anonymised_at).is_(None),
-        ~exists().where(col(Suppression.email_normalised) == col(Signature.email_normalised)),
-    )
+    ).where(*_audience(petition.id))
     recipients = outbox.enqueue_from_query(session, rows)
 
     record.recipients = recipients

@@ -9,6 +9,7 @@ Drives Debian's headless Chromium (/usr/bin/chromium) through Playwright, as tes
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,12 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.campaigns.models import Campaign
 from app.core.config import Settings
+from app.donations.models import DonationStatus
 from app.email.devmailbox import free_port
 from app.main import create_app
 from app.petitions.models import Petition, PetitionStatus
+from app.updates.models import PetitionUpdate
 from tests.conftest import ROOT, Account, LiveServer
+from tests.console.test_donations import gift
 from tests.factories import make_petition
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_chromium
+from tests.updates.test_updates import add_signers
 
 pytestmark = pytest.mark.browser
 
@@ -279,3 +284,209 @@ def test_an_admin_creates_a_campaign_in_the_browser(
     check(page, complaints, "new petition of a new campaign, 390 px")
     campaign = session.exec(select(Campaign).where(Campaign.slug == "kursk-soldiers")).one()
     assert campaign.currencies == ["EUR"]
+
+
+def sign_in_as(page: Any, server: LiveServer, account: Account) -> None:
+    page.goto(f"{server.url}/admin/login")
+    page.get_by_label(EN["console.login.email"]).fill(account.email)
+    page.get_by_label(EN["console.login.password"]).fill(account.password)
+    page.get_by_role("button", name=EN["console.login.submit"]).click()
+    page.wait_for_url(f"{server.url}/admin/")
+
+
+def test_an_organiser_manages_officials_and_addresses_a_petition_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open, goal=100)
+    slug = campaign_slug(session, petition)
+    organiser = make_organiser(strict_server, admin, slug, n=3)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, organiser)
+
+    # The campaign's officials, from the dashboard.
+    page.get_by_role("link", name=EN["console.officials.title"]).first.click()
+    expect(page.locator("h1")).to_have_text(EN["console.officials.title"])
+    expect(page.locator(".card h3")).to_have_text(["Minister of Tests"])
+    check(page, complaints, "officials")
+
+    # A new group, then a new official in it: refused without an address, then added.
+    page.get_by_role("link", name=EN["console.officials.add_group"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.group.new_title"])
+    check(page, complaints, "new group")
+    page.get_by_label(EN["console.field.key"]).fill("ukraine")
+    page.get_by_label("Name in English").fill("Ukraine")
+    page.get_by_role("button", name=EN["console.form.save"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.official-group-saved"])
+
+    page.get_by_role("link", name=EN["console.officials.add"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.official.new_title"])
+    check(page, complaints, "new official")
+    page.get_by_label(EN["console.field.official_name"]).fill("President of Ukraine")
+    page.get_by_label(EN["console.field.key"]).fill("ua-president")
+    page.get_by_label(EN["console.field.country"]).select_option("UA")
+    page.get_by_label(EN["console.field.language"]).fill("uk")
+    page.get_by_label(EN["console.field.group"]).select_option("ukraine")
+    page.locator("fieldset[lang=uk]").get_by_label(EN["console.field.name"]).fill(
+        "Президент України"
+    )
+    page.get_by_role("button", name=EN["console.official.submit_new"]).click()
+    expect(page.locator("#f-email-error")).to_have_text(EN["console.errors.email_missing"])
+    expect(page.locator("fieldset[lang=uk]").get_by_label(EN["console.field.name"])).to_have_value(
+        "Президент України"
+    )
+    check(page, complaints, "new official, refused")
+    page.get_by_label(EN["console.field.official_email"]).fill("president@example.org")
+    page.get_by_role("button", name=EN["console.official.submit_new"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.official-created"])
+    expect(page.locator("[data-testid=official-ua-president] h3")).to_have_text(
+        "President of Ukraine"
+    )
+    page.get_by_role("link", name=f"{EN['console.official.edit']} — President of Ukraine").click()
+    expect(page.locator("h1")).to_have_text(EN["console.official.edit_title"])
+    check(page, complaints, "edit official")
+    page.go_back()
+    page.get_by_role("link", name=f"{EN['console.official.retire']} — Minister of Tests").click()
+    expect(page.locator("h1")).to_have_text(EN["console.official.retire_title"])
+    check(page, complaints, "retire official")
+
+    # The petition: addressed to the new official first, then the factory's.
+    page.goto(f"{strict_server.url}/admin/petitions/{petition.slug}")
+    page.get_by_role("link", name=EN["console.petition.choose_officials"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.choose.title"])
+    check(page, complaints, "choose officials")
+    page.get_by_role("checkbox", name=re.compile("^President of Ukraine")).check()
+    page.get_by_label(f"{EN['console.choose.order']} — President of Ukraine").fill("1")
+    page.get_by_label(f"{EN['console.choose.order']} — Minister of Tests").fill("2")
+    page.get_by_role("button", name=EN["console.form.save"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.officials"])
+    expect(page.locator("ol.targets li strong")).to_have_text(
+        ["President of Ukraine", "Minister of Tests"]
+    )
+
+    # In Ukrainian: the official's Ukrainian name, and the page still fits 390 px.
+    page.get_by_role("button", name="Українська").click()
+    expect(page.locator("ol.targets li strong").first).to_have_text("Президент України")
+    page.goto(f"{strict_server.url}/admin/campaigns/{slug}/officials")
+    expect(page.locator("[data-testid=official-ua-president] h3")).to_have_text("Президент України")
+    check(page, complaints, "officials, in Ukrainian")
+
+
+def test_an_organiser_sends_an_update_and_reads_the_donations_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open, locales=("en", "ko"))
+    add_signers(session, petition, 3)
+    organiser = make_organiser(strict_server, admin, campaign_slug(session, petition), n=4)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, organiser)
+    page.goto(f"{strict_server.url}/admin/petitions/{petition.slug}")
+    page.get_by_role("link", name=EN["console.petition.write_update"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.updates.title"])
+    expect(page.get_by_test_id("audience")).to_contain_text("3 people")
+    check(page, complaints, "updates")
+
+    korean = page.locator("fieldset[lang=ko]")
+    korean.get_by_label(EN["console.update_field.subject"]).fill("청원을 전달했습니다")
+    korean.get_by_label(EN["console.update_field.body"]).fill("감사합니다.")
+    page.get_by_role("button", name=EN["console.updates.review"]).click()
+    expect(page.locator("#f-translations-en .error")).to_have_text(
+        EN["console.errors.default_locale_missing"]
+    )
+    check(page, complaints, "updates, refused")
+
+    english = page.locator("fieldset[lang=en]")
+    english.get_by_label(EN["console.update_field.subject"]).fill("We delivered it")
+    english.get_by_label(EN["console.update_field.body"]).fill("First.\n\nSecond paragraph.")
+    page.get_by_role("button", name=EN["console.updates.review"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.updates.review_title"])
+    check(page, complaints, "update review")
+    page.get_by_role("button", name="Send to 3 people").click()
+    expect(page.get_by_role("status")).to_contain_text("queued for 3 people")
+    expect(page.locator("tbody th")).to_have_text(["We delivered it"])
+    check(page, complaints, "updates, sent")
+    [body] = session.exec(select(PetitionUpdate.translations)).all()
+    assert body["en"]["body"] == "First.\n\nSecond paragraph."
+
+    # The campaign's donations, from the dashboard.
+    gift(session, petition.campaign_id, "d-1", 2550, "EUR", DonationStatus.paid)
+    page.get_by_role("link", name=EN["console.nav.dashboard"]).first.click()
+    page.get_by_role("link", name=EN["console.donations.title"]).first.click()
+    expect(page.locator("h1")).to_have_text(EN["console.donations.title"])
+    expect(page.get_by_test_id("total-EUR")).to_contain_text("€25.50")
+    check(page, complaints, "donations")
+
+
+def test_an_admin_manages_accounts_tokens_rules_and_reads_the_audit_log_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open)
+    slug = campaign_slug(session, petition)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, admin)
+    nav = page.get_by_role("navigation", name=EN["console.nav.label"])
+
+    # Accounts: a new organiser, refused with a short password, then created.
+    nav.get_by_role("link", name=EN["console.nav.accounts"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.accounts.title"])
+    expect(nav.get_by_role("link", name=EN["console.nav.accounts"])).to_have_attribute(
+        "aria-current", "page"
+    )
+    check(page, complaints, "accounts")
+    page.get_by_role("link", name=EN["console.accounts.new"]).click()
+    check(page, complaints, "new account")
+    page.get_by_label(EN["console.field.email"]).fill("mykola@example.org")
+    page.get_by_label(EN["console.field.password"]).fill("too short")
+    page.locator(f"#f-campaign-{slug}").check()
+    page.get_by_role("button", name=EN["console.accounts.create"]).click()
+    expect(page.locator("#f-password-error")).to_have_text("Use at least 12 characters.")
+    expect(page.locator(f"#f-campaign-{slug}")).to_be_checked()
+    check(page, complaints, "new account, refused")
+    page.get_by_label(EN["console.field.password"]).fill("a long enough password")
+    page.get_by_role("button", name=EN["console.accounts.create"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.account-created"])
+    page.get_by_role("link", name=f"{EN['console.official.edit']} — mykola@example.org").click()
+    expect(page.locator("h1")).to_have_text(EN["console.accounts.edit_title"])
+    check(page, complaints, "edit account")
+
+    # API tokens: issued and shown once.
+    nav.get_by_role("link", name=EN["console.nav.tokens"]).click()
+    check(page, complaints, "tokens")
+    page.get_by_label(EN["console.tokens.name"]).fill("nightly export")
+    page.get_by_role("button", name=EN["console.tokens.submit"]).click()
+    token = page.get_by_test_id("issued-token").inner_text()
+    assert token.startswith("chorus_")
+    check(page, complaints, "token issued")
+    me = httpx.get(
+        f"{strict_server.url}/api/v1/admin/me",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert me.status_code == 200
+
+    # Abuse rules: one refused, one added.
+    nav.get_by_role("link", name=EN["console.nav.abuse_rules"]).click()
+    check(page, complaints, "abuse rules")
+    page.get_by_label(EN["console.rules.kind"]).select_option("ip")
+    page.get_by_label(EN["console.rules.value"]).fill("not an address")
+    page.get_by_role("button", name=EN["console.rules.submit"]).click()
+    expect(page.locator("#f-value-error")).to_have_text(EN["console.errors.ip_invalid"])
+    check(page, complaints, "abuse rules, refused")
+    page.get_by_label(EN["console.rules.kind"]).select_option("domain")
+    page.get_by_label(EN["console.rules.value"]).fill("spam.example")
+    page.get_by_role("button", name=EN["console.rules.submit"]).click()
+    expect(page.get_by_role("status")).to_have_text(EN["console.done.rule-created"])
+    expect(page.locator("tbody th")).to_have_text(["spam.example"])
+
+    # The audit log: everything above, filtered to accounts.
+    nav.get_by_role("link", name=EN["console.nav.audit"]).click()
+    check(page, complaints, "audit log")
+    page.get_by_label(EN["console.audit.action"]).fill("user.")
+    page.get_by_role("button", name=EN["console.audit.filter"]).click()
+    expect(page.locator("tbody th code")).to_have_text(["user.create"])
+    check(page, complaints, "audit log, filtered")

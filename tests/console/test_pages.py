@@ -684,6 +684,17 @@ def test_console_pages_carry_no_inline_script_or_style(
         f"/admin/campaigns/{slug}/petitions/new",
         "/admin/campaigns/new",
         "/admin/nowhere",
+        f"/admin/campaigns/{slug}/officials",
+        f"/admin/campaigns/{slug}/officials/new",
+        f"/admin/campaigns/{slug}/groups/new",
+        f"/admin/petitions/{petition.slug}/officials",
+        f"/admin/petitions/{petition.slug}/updates",
+        f"/admin/campaigns/{slug}/donations",
+        "/admin/accounts",
+        "/admin/accounts/new",
+        "/admin/tokens",
+        "/admin/abuse-rules",
+        "/admin/audit",
     ]
     client.cookies.delete("chorus_console_login")
     for path in pages:
@@ -698,13 +709,21 @@ def test_console_pages_carry_no_inline_script_or_style(
     assert css.headers["content-type"].startswith("text/css")
 
 
+def placeholders(entry: str | dict[str, str]) -> set[str]:
+    """The {names} of a string, or of every plural form of one (each must have them all)."""
+    forms = entry.values() if isinstance(entry, dict) else [entry]
+    found = [set(re.findall(r"\{\w+\}", form)) for form in forms]
+    assert all(names == found[0] for names in found), entry
+    return found[0]
+
+
 def test_every_console_string_exists_in_korean_and_ukrainian_with_its_placeholders() -> None:
     english = json.loads((ROOT / "app/locales/console.en.json").read_text("utf-8"))
     for locale in ("ko", "uk"):
         other = json.loads((ROOT / f"app/locales/console.{locale}.json").read_text("utf-8"))
         assert set(other) == set(english), locale
         for key, text in english.items():
-            assert set(re.findall(r"\{\w+\}", other[key])) == set(re.findall(r"\{\w+\}", text)), (
-                locale,
-                key,
-            )
+            assert placeholders(other[key]) == placeholders(text), (locale, key)
+            if isinstance(text, dict):  # the plural forms each language needs (CLDR)
+                needed = {"ko": {"other"}, "uk": {"one", "few", "many", "other"}}[locale]
+                assert set(other[key]) == needed, (locale, key)
