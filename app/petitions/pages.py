@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.abuse import service as abuse_service
-from app.abuse.service import SigningSource
 from app.campaigns import service as campaign_service
 from app.core.deps import SessionDep, SettingsDep
-from app.core.errors import ProblemError, field_errors_from_pydantic
 from app.core.http import cached_read
-from app.core.i18n import SUPPORTED_LOCALES, country_names, negotiate, request_locale, translate
+from app.core.i18n import SUPPORTED_LOCALES, country_names, request_locale
 from app.core.templating import page_templates
 from app.letters import service as letter_service
 from app.petitions import service as petition_service
 from app.petitions.models import Petition
+from app.petitions.sign_form import SignFormFields, sign_form_fields, submit
+from app.sharing import links as share_links
 from app.signatures import service as signature_service
-from app.signatures.models import SignatureCreate
+from app.stats import charts
 
 router = APIRouter(include_in_schema=False)
 
@@ -35,8 +33,8 @@ def petition_context(
 ) -> dict[str, Any]:
     assert petition.id is not None
     count = signature_service.confirmed_count(session, petition_id=petition.id)
-    countries = dict(country_names(locale))
     by_country = signature_service.confirmed_by_country(session, petition_id=petition.id)
+    settings = request.app.state.settings
     return {
         "request": request,
         "locale": locale,
@@ -49,15 +47,17 @@ def petition_context(
         "count": count,
         "goal": petition.goal,
         "percent": min(100, round(100 * count / petition.goal)) if petition.goal else 0,
-        "top_countries": [(countries.get(c.country, c.country), c.count) for c in by_country[:10]],
+        "share": share_links.petition_share(settings, petition, locale, count),
+        "time_chart": charts.over_time(session, petition=petition, locale=locale),
+        "country_chart": charts.by_country(by_country, locale=locale),
         "countries": country_names(locale),
         "refusal": petition_service.refusal_reason(petition),
         "form": {},
         "errors": {},
         "campaign_slug": campaign_service.slug_of(session, campaign_id=petition.campaign_id),
         "switch_path": f"/petitions/{petition.slug}",
-        "captcha_provider": request.app.state.settings.CAPTCHA_PROVIDER,
-        "captcha_site_key": request.app.state.settings.CAPTCHA_SITE_KEY,
+        "captcha_provider": settings.CAPTCHA_PROVIDER,
+        "captcha_site_key": settings.CAPTCHA_SITE_KEY,
         **letter_service.form_context(session, petition=petition, locale=locale),
     }
 
@@ -81,75 +81,27 @@ def sign_form(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    name: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    country: Annotated[str, Form()] = "",
-    postcode: Annotated[str, Form()] = "",
-    consent_updates: Annotated[str, Form()] = "",
-    locale: Annotated[str, Form()] = "",
-    website: Annotated[str, Form()] = "",  # the honeypot: hidden from people, filled by bots
-    captcha_response: Annotated[str, Form(alias="cf-turnstile-response")] = "",
-    hcaptcha_response: Annotated[str, Form(alias="h-captcha-response")] = "",
+    fields: Annotated[SignFormFields, Depends(sign_form_fields)],
 ) -> Response:
-    petition = petition_service.get_public(
-        session, slug=slug, cache_seconds=request.app.state.settings.CACHE_SECONDS
-    )
-    chosen = negotiate(
-        query=locale[:35],
-        accept_language=request.headers.get("accept-language"),
-        available=petition.locales,
-        default=petition.default_locale,
-    )
-    form = {
-        "name": name,
-        "email": email,
-        "country": country,
-        "postcode": postcode,
-        "consent_updates": bool(consent_updates),
-    }
-    errors: dict[str, str] = {}
-    data: SignatureCreate | None = None
-    try:
-        data = SignatureCreate.model_validate(
-            {**form, "postcode": postcode or None, "locale": chosen}
-        )
-    except ValidationError as exc:
-        for error in field_errors_from_pydantic(exc.errors()):
-            key = f"errors.{error.type}"
-            message = translate(chosen, key)
-            errors.setdefault(error.field, message if message != key else error.message)
-    refusal = petition_service.refusal_reason(petition)
-    if refusal is not None:
-        errors["form"] = translate(chosen, f"petition.refusal.{refusal}")
-    ip = request.client.host if request.client else None
-    if not errors:
-        try:
-            abuse_service.check_captcha(
-                settings, token=captcha_response or hcaptcha_response or None, ip=ip
-            )
-        except ProblemError:
-            errors["captcha"] = translate(chosen, "errors.captcha_failed")
-    if errors or data is None:
-        context = petition_context(request, session, petition, chosen)
-        context.update(form=form, errors=errors)
+    petition = petition_service.get_public(session, slug=slug, cache_seconds=settings.CACHE_SECONDS)
+    outcome = submit(request, session, settings, petition=petition, fields=fields)
+    if outcome.errors:
+        context = petition_context(request, session, petition, outcome.locale)
+        context.update(form=outcome.form, errors=outcome.errors)
         return page_templates().TemplateResponse(request, "petition.html", context, status_code=422)
-    signature_service.sign(
-        session,
-        petition=petition,
-        data=data,
-        locale=chosen,
-        settings=settings,
-        source=SigningSource(ip=ip, honeypot=bool(website.strip())),
+    return RedirectResponse(
+        f"/petitions/{petition.slug}/thanks?lang={outcome.locale}", status_code=303
     )
-    return RedirectResponse(f"/petitions/{petition.slug}/thanks?lang={chosen}", status_code=303)
 
 
 @router.get("/petitions/{slug}/thanks", response_class=HTMLResponse)
-def thanks_page(slug: str, request: Request, session: SessionDep) -> Response:
-    petition = petition_service.get_public(
-        session, slug=slug, cache_seconds=request.app.state.settings.CACHE_SECONDS
-    )
+def thanks_page(
+    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    petition = petition_service.get_public(session, slug=slug, cache_seconds=settings.CACHE_SECONDS)
     locale = page_locale(request, petition)
+    assert petition.id is not None
+    count = signature_service.confirmed_count(session, petition_id=petition.id)
     return page_templates().TemplateResponse(
         request,
         "thanks.html",
@@ -159,6 +111,7 @@ def thanks_page(slug: str, request: Request, session: SessionDep) -> Response:
             "petition": petition,
             "text": petition.text(locale),
             "switch_path": f"/petitions/{petition.slug}/thanks",
+            "share": share_links.petition_share(settings, petition, locale, count),
         },
     )
 

@@ -9,6 +9,7 @@ from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError
 from app.core.i18n import SUPPORTED_LOCALES, request_locale
 from app.core.templating import page_templates
+from app.sharing import links as share_links
 from app.signatures import service as signature_service
 
 router = APIRouter(include_in_schema=False)
@@ -61,6 +62,7 @@ def confirm_submit(
             "count": result.signature_count,
             "newly_confirmed": result.newly_confirmed,
             "switch_path": f"/petitions/{petition.slug}",
+            "share": share_links.petition_share(settings, petition, locale, result.signature_count),
         },
         headers={"Referrer-Policy": "no-referrer"},
     )
