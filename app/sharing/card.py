@@ -161,8 +161,9 @@ def draw_card(*, title: str, count: int, goal: int, locale: str, font_paths: lis
     bar = (MARGIN, 548, CARD_WIDTH - MARGIN, 572)
     canvas.rounded_rectangle(bar, radius=12, fill=TRACK)
     filled = round((bar[2] - bar[0]) * min(1.0, shown / goal)) if goal else 0
-    if filled >= 24:
-        canvas.rounded_rectangle((bar[0], bar[1], bar[0] + filled, bar[3]), radius=12, fill=ACCENT)
+    if shown:  # (at least a round dot: any signature shows)
+        right = bar[0] + max(filled, bar[3] - bar[1])
+        canvas.rounded_rectangle((bar[0], bar[1], right, bar[3]), radius=12, fill=ACCENT)
 
     info = PngInfo()
     info.add_itxt("Title", title, lang=locale)
