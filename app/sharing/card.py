@@ -108,11 +108,15 @@ class Typeface:
                 lines.append(line.rstrip())
                 line = ""
             while self.width(word.rstrip(), size) > width:  # one word wider than a line
-                cut = len(word) - 1
-                while cut > 1 and self.width(word[:cut], size) > width:
-                    cut -= 1
-                lines.append(word[:cut])
-                word = word[cut:]
+                low, high = 1, len(word) - 1  # the longest start of it that fits (>= 1)
+                while low < high:
+                    middle = (low + high + 1) // 2
+                    if self.width(word[:middle], size) <= width:
+                        low = middle
+                    else:
+                        high = middle - 1
+                lines.append(word[:low])
+                word = word[low:]
             line = word
         if line.strip():
             lines.append(line.rstrip())

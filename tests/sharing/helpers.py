@@ -1,10 +1,19 @@
-"""Reading what link previews read: meta tags, PNG files."""
+"""Reading what link previews read (meta tags, PNG files), and confirmed signatures."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
+from datetime import datetime
 from html.parser import HTMLParser
+
+from sqlmodel import Session
+
+from app.core.config import Settings
+from app.petitions.models import Petition
+from app.signatures import service as signature_service
+from app.signatures.models import Signature, SignatureStatus
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -72,3 +81,32 @@ def png_texts(data: bytes) -> dict[str, str]:
                 zlib.decompress(text) if compressed else text
             ).decode("utf-8")
     return texts
+
+
+_signers = itertools.count(1)
+
+
+def confirmed_at(
+    session: Session, settings: Settings, petition: Petition, when: datetime, country: str = "UA"
+) -> Signature:
+    """A signature confirmed at `when`, counted as confirming counts it (its row, the tallies);
+    each with an address of its own."""
+    email = f"confirmed-{next(_signers)}@example.org"
+    assert petition.id is not None
+    signature = Signature(
+        petition_id=petition.id,
+        name="Signer",
+        email=email,
+        email_normalised=email,
+        country=country,
+        locale="en",
+        status=SignatureStatus.confirmed,
+        confirmed_at=when,
+    )
+    session.add(signature)
+    session.flush()
+    signature_service.add_to_tallies(
+        session, signature=signature, confirmed_at=when, settings=settings, delta=1
+    )
+    session.commit()
+    return signature

@@ -27,8 +27,7 @@ from app.core.db import utcnow
 from app.core.i18n import translate
 from app.email.devmailbox import free_port
 from tests.conftest import ROOT, LiveServer, Mailbox, body_text
-from tests.sharing.helpers import png_size, png_texts
-from tests.stats import test_stats
+from tests.sharing.helpers import confirmed_at, png_size, png_texts
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, KO_TITLE, SLUG, _require_chromium
 from tests.test_browser import _run_outbox as run_outbox
 
@@ -87,7 +86,7 @@ def add_history(session: Session, settings: Settings, petition: Any) -> int:
     for days, country, count in HISTORY:
         for i in range(count):
             when = now - timedelta(days=days, minutes=5 + i)
-            test_stats.confirmed_at(session, settings, petition, when, country)
+            confirmed_at(session, settings, petition, when, country)
             n += 1
     return n
 

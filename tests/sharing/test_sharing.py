@@ -18,9 +18,9 @@ from app.core.config import Settings
 from app.core.i18n import translate
 from app.main import create_app
 from app.sharing import card as share_card
-from app.sharing.links import count_shown
+from app.sharing.links import CARD_WIDTH, count_shown
 from app.signatures import service as signature_service
-from app.signatures.models import Signature
+from app.signatures.models import Signature, SignatureStatus
 from tests.conftest import Mailbox, confirm_link
 from tests.factories import make_petition
 from tests.sharing.helpers import head_tags, png_size, png_texts
@@ -269,7 +269,7 @@ def test_the_badge_writes_big_numbers_the_languages_way(
         email_normalised="s@example.org",
         country="UA",
         locale="uk",
-        status="confirmed",
+        status=SignatureStatus.confirmed,
     )
     session.add(signature)
     session.flush()
@@ -286,3 +286,18 @@ def test_the_badge_writes_big_numbers_the_languages_way(
         "12\u00a0345 підписів" in client.get(f"/petitions/{petition.slug}/badge.svg?lang=uk").text
     )
     assert "12,345 signatures" in client.get(f"/petitions/{petition.slug}/badge.svg?lang=en").text
+
+
+def test_long_titles_wrap_within_the_card_and_are_never_cut_silently(settings: Settings) -> None:
+    if not fonts.installed(tuple(settings.PDF_FONTS)):
+        pytest.skip("the fonts of PDF_FONTS are not installed")
+    typeface = share_card.Typeface.of(settings.PDF_FONTS)
+    width = CARD_WIDTH - 2 * share_card.MARGIN
+    title = "Захистіть двох полонених північнокорейських солдатів від примусового повернення"
+    size, lines = share_card.title_layout(typeface, title)
+    assert " ".join(lines) == title  # it fits: every word, in order
+    assert all(typeface.width(line, size) <= width for line in lines)
+    # A word wider than a line is broken inside; a title too long for the box ends in "…".
+    size, lines = share_card.title_layout(typeface, "가" * 400)
+    assert all(typeface.width(line, size) <= width for line in lines)
+    assert lines[-1].endswith("…") and set("".join(lines)) == {"가", "…"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,20 +18,10 @@ from app.core.db import utcnow
 from app.petitions.models import CountryCount
 from app.stats import charts
 from tests.factories import make_petition
-from tests.stats import test_stats
+from tests.sharing.helpers import confirmed_at
 
 SVG = {"svg": "http://www.w3.org/2000/svg"}
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # a Monday
-_moments = itertools.count()
-
-
-def confirmed_at(
-    session: Session, settings: Settings, petition: Any, when: datetime, country: str = "UA"
-) -> None:
-    """A signature confirmed at `when` (each with an address of its own)."""
-    # (test_stats's helper names its signers by the moment, the same for two at one moment)
-    when = when + timedelta(microseconds=next(_moments) % 1000)
-    test_stats.confirmed_at(session, settings, petition, when, country)
 
 
 def svg_of(html: str, figure: str) -> ElementTree.Element:
