@@ -21,13 +21,13 @@ from app.core.i18n import babel_locale, country_name, number, translate
 from app.petitions.models import CountryCount, Petition
 from app.stats import service as stats_service
 
-WIDTH = 640
-# Time chart: the plot's box inside the picture.
-LEFT, RIGHT, TOP, BOTTOM = 72, 624, 16, 216
-TIME_HEIGHT = 248
-# Country chart: one row per country.
-ROW = 42
-BAR_MAX = 520
+# Sizes in the pictures' own units: narrow enough that the text stays readable on a phone,
+# where a picture is drawn at about 340 px wide (the stylesheet caps it on wide screens).
+TIME_WIDTH, TIME_HEIGHT = 480, 204
+LEFT, RIGHT, TOP, BOTTOM = 56, 468, 12, 176  # the time chart's plot inside the picture
+COUNTRY_WIDTH = 360
+ROW = 38  # one row per country
+BAR_MAX = 290
 COUNTRY_ROWS = 10
 INK = "#1d1d1b"
 MUTED = "#5a5a55"
@@ -100,16 +100,18 @@ def _nice_step(total: int) -> int:
         magnitude *= 10
 
 
-def _text(x: float, y: float, text: str, *, anchor: str = "start", fill: str = MUTED) -> str:
+def _text(
+    x: float, y: float, text: str, *, anchor: str = "start", fill: str = MUTED, size: int = 12
+) -> str:
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{fill}" '
-        f'font-size="12">{escape(text)}</text>'
+        f'font-size="{size}">{escape(text)}</text>'
     )
 
 
-def _open_svg(name: str, height: int, title: str, desc: str) -> str:
+def _open_svg(name: str, width: int, height: int, title: str, desc: str) -> str:
     return (
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-labelledby="{name}-title {name}-desc">'
         f'<title id="{name}-title">{escape(title)}</title>'
         f'<desc id="{name}-desc">{escape(desc)}</desc>'
@@ -120,7 +122,7 @@ def _time_svg(periods: list[Period], title: str, desc: str, locale: str) -> Mark
     total = periods[-1].total
     tick = _nice_step(max(total, 1))
     top_value = tick * 4
-    parts = [_open_svg("chart-time", TIME_HEIGHT, title, desc)]
+    parts = [_open_svg("chart-time", TIME_WIDTH, TIME_HEIGHT, title, desc)]
     for i in range(5):  # horizontal grid lines, labelled with their counts
         line_y = BOTTOM - (BOTTOM - TOP) * i / 4
         parts.append(
@@ -192,17 +194,17 @@ def over_time(
 
 
 def _country_svg(rows: list[CountryRow], title: str, desc: str, locale: str) -> Markup:
-    height = ROW * len(rows) + 8
+    height = ROW * len(rows) + 4
     most = max(row.count for row in rows)
-    parts = [_open_svg("chart-countries", height, title, desc)]
+    parts = [_open_svg("chart-countries", COUNTRY_WIDTH, height, title, desc)]
     for i, row in enumerate(rows):
         top = ROW * i
         width = max(2.0, BAR_MAX * row.count / most)
-        parts.append(_text(0, top + 14, row.name, fill=INK))
+        parts.append(_text(0, top + 14, row.name, fill=INK, size=13))
         parts.append(
-            f'<rect x="0" y="{top + 20}" width="{width:.1f}" height="14" rx="2" fill="{ACCENT}"/>'
+            f'<rect x="0" y="{top + 19}" width="{width:.1f}" height="13" rx="2" fill="{ACCENT}"/>'
         )
-        parts.append(_text(width + 6, top + 32, number(row.count, locale)))
+        parts.append(_text(width + 6, top + 30, number(row.count, locale), size=13))
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 (every text in it is escaped above)
 
