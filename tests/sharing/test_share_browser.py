@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from PIL import Image
 from sqlmodel import Session
 
@@ -78,6 +79,12 @@ def other_site(embed_url: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def serious_violations(page: Any) -> list[str]:
+    """axe's serious and critical accessibility violations on the page."""
+    violations = Axe().run(page).response["violations"]
+    return [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
 
 
 def add_history(session: Session, settings: Settings, petition: Any) -> int:
@@ -169,6 +176,7 @@ def test_a_petition_is_shared_and_signed_from_a_frame_on_another_site(
                 assert f"{total}명" in (page.locator("#chart-time-desc").text_content() or "")
                 page.locator("#chart-countries summary").click()
                 expect(page.locator("#chart-countries tbody tr")).to_have_count(6)
+                assert serious_violations(page) == []  # charts, tables and share box included
                 if screenshots:
                     page.set_viewport_size({"width": 820, "height": 900})
                     page.locator("#chart-countries summary").click()  # (closed again)
@@ -202,6 +210,8 @@ def test_a_petition_is_shared_and_signed_from_a_frame_on_another_site(
                 page.goto(allowed)
                 form = page.frame_locator("#chorus").locator("#sign")
                 expect(form).to_be_visible()
+                embed_page = page.frame(url=lambda url: url.startswith(f"{live}/embed/"))
+                assert embed_page is not None and serious_violations(embed_page) == []
                 form.get_by_label("Your name").fill("Maria Kowalska")
                 form.get_by_label("E-mail address").fill("maria.kowalska@example.org")
                 form.get_by_label("Country").select_option("PL")
