@@ -15,10 +15,12 @@ from app.exports import router as exports
 from app.letters import pages as letter_pages
 from app.letters import router as letters
 from app.osdi import router as osdi
+from app.petitions import embed as petition_embed
 from app.petitions import pages as petition_pages
 from app.petitions import router as petitions
 from app.rights import pages as rights_pages
 from app.rights import router as rights
+from app.sharing import pages as sharing_pages
 from app.signatures import pages as signature_pages
 from app.signatures import router as signatures
 from app.stats import router as stats
@@ -48,6 +50,8 @@ api_router.include_router(admin_router)
 
 page_router = APIRouter()
 page_router.include_router(petition_pages.router)
+page_router.include_router(petition_embed.router)
+page_router.include_router(sharing_pages.router)
 page_router.include_router(signature_pages.router)
 page_router.include_router(donation_pages.router)
 page_router.include_router(mailbox_pages.router)

@@ -41,6 +41,17 @@ SECURITY_HEADERS = [
 ]
 
 
+def _may_be_framed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response's own Content-Security-Policy lets some sites frame it (the embeddable
+    sign form): then it gets no X-Frame-Options, whose DENY would refuse them too."""
+    return any(
+        name.lower() == b"content-security-policy"
+        and b"frame-ancestors" in value
+        and b"frame-ancestors 'none'" not in value
+        for name, value in headers
+    )
+
+
 class SecurityHeaders:
     """Adds security headers a response has not set. Plain ASGI: @app.middleware("http")
     (BaseHTTPMiddleware) costs a task group and a stream per request, ~10% of a signature."""
@@ -60,6 +71,8 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
+                if _may_be_framed(message.get("headers", [])):
+                    present.add(b"x-frame-options")  # (there is no "allow these sites" value)
                 extra = [(n, v) for n, v in self.headers if n not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)

@@ -91,7 +91,8 @@ def get_campaign(slug: str, user: CurrentUser, session: SessionDep) -> JSONRespo
 def update_campaign(
     slug: str, body: CampaignUpdate, user: CurrentUser, session: SessionDep
 ) -> JSONResponse:
-    """Change the default language, texts (the languages sent; null removes one) or currencies."""
+    """Change the default language, texts (the languages sent; null removes one), currencies or
+    the origins that may embed the sign form."""
     campaign = campaign_service.managed(session, user=user, slug=slug)
     campaign = campaign_service.update(session, actor=user, campaign=campaign, data=body)
     return json_response(campaign_service.to_admin(campaign))

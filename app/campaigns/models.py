@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
 from app.core.i18n import SUPPORTED_LOCALES
+from app.core.origins import web_origin
 from app.donations.currencies import CURRENCIES
 
 
@@ -28,6 +29,10 @@ class Campaign(SQLModel, table=True):
     )
     # ISO 4217 codes the campaign accepts donations in.
     currencies: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Origins of the sites that may show its petitions' sign form in a frame (/embed/...).
+    embed_origins: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
@@ -106,6 +111,13 @@ def check_currencies(value: list[str]) -> list[str]:
     return codes
 
 
+def check_origins(value: list[str]) -> list[str]:
+    origins = [web_origin(origin) for origin in value]
+    if len(set(origins)) != len(origins):
+        raise PydanticCustomError("origin_duplicate", "Name each origin once")
+    return origins
+
+
 Slug = Annotated[str, StringConstraints(max_length=80), AfterValidator(check_slug)]
 Key = Annotated[str, StringConstraints(max_length=60), AfterValidator(check_key)]
 Locale = Annotated[str, StringConstraints(max_length=8), AfterValidator(check_locale)]
@@ -132,6 +144,15 @@ Currencies = Annotated[
     PydanticField(max_length=20),
     AfterValidator(check_currencies),
 ]
+EmbedOrigins = Annotated[
+    list[Annotated[str, StringConstraints(max_length=300)]],
+    PydanticField(max_length=20),
+    AfterValidator(check_origins),
+]
+EMBED_ORIGINS_DESCRIPTION = (
+    "Origins (https://example.org, with a port when not the usual one) of the sites that may "
+    "show the campaign's petitions in a frame (/embed/petitions/{slug}); empty: none may."
+)
 
 
 class CampaignText(BaseModel):
@@ -154,6 +175,11 @@ class CampaignCreate(BaseModel):
         description="ISO 4217 codes donations are taken in.",
         examples=[["EUR"]],
     )
+    embed_origins: EmbedOrigins = PydanticField(
+        default_factory=list,
+        description=EMBED_ORIGINS_DESCRIPTION,
+        examples=[["https://www.example.org"]],
+    )
 
 
 class CampaignUpdate(BaseModel):
@@ -165,6 +191,9 @@ class CampaignUpdate(BaseModel):
     default_locale: Locale | None = None
     translations: dict[Locale, CampaignText | None] | None = None
     currencies: Currencies | None = None
+    embed_origins: EmbedOrigins | None = PydanticField(
+        default=None, description=EMBED_ORIGINS_DESCRIPTION
+    )
 
 
 class CampaignAdmin(BaseModel):
@@ -173,6 +202,7 @@ class CampaignAdmin(BaseModel):
     locales: list[str]
     translations: dict[str, dict[str, str]]
     currencies: list[str]
+    embed_origins: list[str]
     created_at: datetime
 
 

@@ -75,6 +75,7 @@ def create(session: Session, *, actor: User, data: CampaignCreate) -> Campaign:
         default_locale=data.default_locale,
         translations=translations,
         currencies=data.currencies,
+        embed_origins=data.embed_origins,
     )
     flush_unique(session, campaign, conflict)
     audit_service.record(
@@ -87,6 +88,7 @@ def create(session: Session, *, actor: User, data: CampaignCreate) -> Campaign:
             "default_locale": campaign.default_locale,
             "locales": sorted(translations),
             "currencies": campaign.currencies,
+            "embed_origins": campaign.embed_origins,
         },
     )
     return campaign
@@ -94,7 +96,7 @@ def create(session: Session, *, actor: User, data: CampaignCreate) -> Campaign:
 
 def update(session: Session, *, actor: User, campaign: Campaign, data: CampaignUpdate) -> Campaign:
     """Change what was sent; records the changes in the audit log (nothing if none)."""
-    refuse_nulls(data, ("default_locale", "translations", "currencies"))
+    refuse_nulls(data, ("default_locale", "translations", "currencies", "embed_origins"))
     details: dict[str, Any] = {}
     translations, changed, removed = merge_translations(
         campaign.translations,
@@ -111,6 +113,9 @@ def update(session: Session, *, actor: User, campaign: Campaign, data: CampaignU
     if data.currencies is not None and data.currencies != campaign.currencies:
         details["currencies"] = {"from": campaign.currencies, "to": data.currencies}
         campaign.currencies = data.currencies
+    if data.embed_origins is not None and data.embed_origins != campaign.embed_origins:
+        details["embed_origins"] = {"from": campaign.embed_origins, "to": data.embed_origins}
+        campaign.embed_origins = data.embed_origins
     if details:
         session.add(campaign)
         session.flush()
@@ -133,6 +138,7 @@ def to_admin(campaign: Campaign) -> CampaignAdmin:
         locales=[campaign.default_locale, *rest],
         translations=campaign.translations,
         currencies=campaign.currencies,
+        embed_origins=campaign.embed_origins,
         created_at=campaign.created_at,
     )
 

@@ -24,8 +24,9 @@ def policy(directives: dict[str, str]) -> str:
     return "; ".join(f"{name} {value}".strip() for name, value in directives.items())
 
 
-def page_policy(settings: Settings) -> str:
-    """The policy of every Chorus response that does not set its own."""
+def page_policy(settings: Settings, *, frame_ancestors: list[str] | None = None) -> str:
+    """The policy of every Chorus response that does not set its own. `frame_ancestors`: the
+    origins that may show the page in a frame (the embeddable sign form); none by default."""
     directives = {
         "default-src": "'self'",
         "script-src": "'self'",
@@ -36,7 +37,7 @@ def page_policy(settings: Settings) -> str:
         "object-src": "'none'",
         "base-uri": "'none'",
         "form-action": f"'self' {STRIPE_CHECKOUT_ORIGIN}",
-        "frame-ancestors": "'none'",
+        "frame-ancestors": " ".join(frame_ancestors or []) or "'none'",
     }
     if settings.CAPTCHA_PROVIDER:
         origins = CAPTCHA_ORIGINS[settings.CAPTCHA_PROVIDER]

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
-from functools import cache
-from pathlib import Path
 
 from fpdf import FPDF
 
 from app.core.errors import ProblemError
+from app.core.fonts import installed
 from app.letters.engine import Rendered
 from app.targets.models import Target
-
-
-@cache
-def _fonts(paths: tuple[str, ...]) -> tuple[tuple[Path, int], ...]:
-    """The configured fonts that exist: (file, index in a .ttc collection)."""
-    found = []
-    for entry in paths:
-        path, _, index = entry.partition("#")
-        if Path(path).is_file():
-            found.append((Path(path), int(index or 0)))
-    return tuple(found)
 
 
 class _Letter(FPDF):
@@ -85,7 +73,7 @@ def letter_pdf(
 ) -> bytes:
     """The letter on A4: sender, recipient's address, subject, text. Every script the fonts
     cover prints (the defaults cover Latin, Cyrillic and Hangul)."""
-    available = _fonts(tuple(fonts))
+    available = installed(tuple(fonts))
     if not available:
         raise ProblemError(
             503,

@@ -16,7 +16,9 @@ from app.core.templating import page_templates
 from app.letters import templates as letter_templates
 from app.petitions import service as petition_service
 from app.petitions.models import Petition
+from app.sharing import links as share_links
 from app.signatures import service as signature_service
+from app.stats import charts
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,8 +32,8 @@ def petition_context(
 ) -> dict[str, Any]:
     assert petition.id is not None
     count = signature_service.confirmed_count(session, petition_id=petition.id)
-    countries = dict(country_names(locale))
     by_country = signature_service.confirmed_by_country(session, petition_id=petition.id)
+    settings = request.app.state.settings
     return {
         "request": request,
         "locale": locale,
@@ -44,15 +46,17 @@ def petition_context(
         "count": count,
         "goal": petition.goal,
         "percent": min(100, round(100 * count / petition.goal)) if petition.goal else 0,
-        "top_countries": [(countries.get(c.country, c.country), c.count) for c in by_country[:10]],
+        "share": share_links.petition_share(settings, petition, locale, count),
+        "time_chart": charts.over_time(session, petition=petition, locale=locale),
+        "country_chart": charts.by_country(by_country, locale=locale),
         "countries": country_names(locale),
         "refusal": petition_service.refusal_reason(petition),
         "form": {},
         "errors": {},
         "campaign_slug": campaign_service.slug_of(session, campaign_id=petition.campaign_id),
         "switch_path": f"/petitions/{petition.slug}",
-        "captcha_provider": request.app.state.settings.CAPTCHA_PROVIDER,
-        "captcha_site_key": request.app.state.settings.CAPTCHA_SITE_KEY,
+        "captcha_provider": settings.CAPTCHA_PROVIDER,
+        "captcha_site_key": settings.CAPTCHA_SITE_KEY,
         **letter_templates.form_context(session, petition=petition, locale=locale),
     }
 
@@ -71,11 +75,13 @@ async def petition_page(slug: str, request: Request) -> Response:
 
 
 @router.get("/petitions/{slug}/thanks", response_class=HTMLResponse)
-def thanks_page(slug: str, request: Request, session: SessionDep) -> Response:
-    petition = petition_service.get_public(
-        session, slug=slug, cache_seconds=request.app.state.settings.CACHE_SECONDS
-    )
+def thanks_page(
+    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    petition = petition_service.get_public(session, slug=slug, cache_seconds=settings.CACHE_SECONDS)
     locale = page_locale(request, petition)
+    assert petition.id is not None
+    count = signature_service.confirmed_count(session, petition_id=petition.id)
     return page_templates().TemplateResponse(
         request,
         "thanks.html",
@@ -85,6 +91,7 @@ def thanks_page(slug: str, request: Request, session: SessionDep) -> Response:
             "petition": petition,
             "text": petition.text(locale),
             "switch_path": f"/petitions/{petition.slug}/thanks",
+            "share": share_links.petition_share(settings, petition, locale, count),
         },
     )
 
