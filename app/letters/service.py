@@ -63,6 +63,8 @@ from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureStatus
 from app.signatures.validation import normalise_email
 from app.targets.models import DeliveryChannel, Target
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 logger = logging.getLogger(__name__)
 
@@ -785,7 +787,34 @@ def mark_posted(session: Session, *, actor: User, delivery: LetterDelivery) -> L
     delivery.posted_at = utcnow()
     _set_state(session, delivery, DeliveryState.sent, None)
     _audit(session, actor, delivery, "letter.posted")
+    announce_sent(session, delivery=delivery)
     return delivery
+
+
+def announce_sent(session: Session, *, delivery: LetterDelivery) -> None:
+    """`letter.sent` to the campaign's webhooks: the official's mail server accepted the
+    letter (called as its e-mail is marked sent), or an organiser marked it posted."""
+    petition = session.get(Petition, delivery.petition_id)
+    target = session.get(Target, delivery.target_id)
+    if petition is None or target is None:
+        return
+    webhook_service.emit(
+        session,
+        campaign_id=petition.campaign_id,
+        event="letter.sent",
+        subject=f"letter:{delivery.id}",
+        data=webhook_payloads.letter_sent(
+            delivery,
+            petition=petition,
+            target=target,
+            letter=session.get(Letter, delivery.letter_id) if delivery.letter_id else None,
+            petition_delivery=(
+                session.get(PetitionDelivery, delivery.petition_delivery_id)
+                if delivery.petition_delivery_id
+                else None
+            ),
+        ),
+    )
 
 
 def _audit(session: Session, actor: User, delivery: LetterDelivery, action: str) -> None:
@@ -1040,6 +1069,16 @@ def deliver(
             "rows": rows,
             "sha256": sha256,
         },
+    )
+    webhook_service.emit(
+        session,
+        campaign_id=petition.campaign_id,
+        event="petition.delivered",
+        subject=f"petition:{petition.id}",
+        key=f"delivery:{delivery.number}",
+        data=webhook_payloads.petition_delivered(
+            petition, delivery, target_keys=[target.key for target in targets]
+        ),
     )
     return delivery, True
 

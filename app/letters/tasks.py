@@ -10,7 +10,7 @@ from sqlmodel import Session
 from app.core.config import Settings
 from app.core.i18n import translate
 from app.core.templating import render_email
-from app.email.service import Attachment, EmailMessage, Undeliverable, renderer
+from app.email.service import Attachment, EmailMessage, Undeliverable, after_sent, renderer
 from app.letters import defaults, engine
 from app.letters import service as letter_service
 from app.letters.models import (
@@ -217,3 +217,13 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
             ),
         ]
     return message
+
+
+@after_sent("letter")
+def letters_sent(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """Letters the officials' mail servers accepted: announced to the campaigns' webhooks in
+    the transaction that marks them sent."""
+    for payload in payloads:
+        delivery = session.get(LetterDelivery, payload["delivery_id"])
+        if delivery is not None:
+            letter_service.announce_sent(session, delivery=delivery)

@@ -34,6 +34,8 @@ from app.letters import service as letter_service
 from app.petitions.models import Petition, PetitionStatus
 from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureStatus
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,17 @@ def withdraw(session: Session, *, token: str, settings: Settings) -> Withdrawal:
                 session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=-1
             )
             newly_withdrawn = True
+            webhook_service.emit(  # (a pending one was never announced)
+                session,
+                campaign_id=petition.campaign_id,
+                event="signature.withdrawn",
+                subject=f"signature:{signature.id}",
+                data=webhook_payloads.signature(
+                    signature,
+                    petition,
+                    count=signature_service.confirmed_count(session, petition_id=petition.id),
+                ),
+            )
     if newly_withdrawn:
         session.refresh(signature)
     return Withdrawal(

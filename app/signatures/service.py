@@ -41,6 +41,8 @@ from app.signatures.models import (
     SignatureTally,
 )
 from app.signatures.validation import normalise_email
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +399,13 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
     if newly_confirmed:
         # Queues the organisers' e-mail when this confirmation reached 25/50/75/100 % of the goal.
         campaign_service.check_milestones(session, petition=petition, count=count)
+        webhook_service.emit(
+            session,
+            campaign_id=petition.campaign_id,
+            event="signature.confirmed",
+            subject=f"signature:{signature.id}",
+            data=webhook_payloads.signature(signature, petition, count=count),
+        )
     return Confirmation(petition=petition, newly_confirmed=newly_confirmed, signature_count=count)
 
 
