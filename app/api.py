@@ -26,6 +26,7 @@ from app.signatures import router as signatures
 from app.stats import router as stats
 from app.updates import pages as update_pages
 from app.updates import router as updates
+from app.webhooks import router as webhooks
 
 api_router = APIRouter(prefix="/api/v1")
 api_router.include_router(petitions.router)
@@ -46,6 +47,7 @@ admin_router.include_router(updates.router)
 admin_router.include_router(abuse.router)
 admin_router.include_router(letters.admin_router)
 admin_router.include_router(email.admin_router)
+admin_router.include_router(webhooks.router)
 api_router.include_router(admin_router)
 
 page_router = APIRouter()

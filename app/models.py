@@ -19,6 +19,7 @@ from app.petitions.models import Petition, PetitionTarget
 from app.signatures.models import Signature, SignatureHourlyTally, SignatureTally
 from app.targets.models import Target, TargetGroup
 from app.updates.models import PetitionUpdate
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = SQLModel.metadata
 
@@ -48,5 +49,8 @@ __all__ = [
     "SignatureTally",
     "Target",
     "TargetGroup",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -6,6 +6,7 @@ from app.letters import tasks as letter_tasks
 from app.rights import tasks as rights_tasks
 from app.signatures import tasks as signature_tasks
 from app.updates import tasks as update_tasks
+from app.webhooks import tasks as webhook_tasks
 
 __all__ = [
     "campaign_tasks",
@@ -14,4 +15,5 @@ __all__ = [
     "rights_tasks",
     "signature_tasks",
     "update_tasks",
+    "webhook_tasks",
 ]

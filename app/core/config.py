@@ -147,6 +147,14 @@ class Settings(BaseSettings):
     STRIPE_WEBHOOK_SECRET: SecretStr = SecretStr("")
     STRIPE_API_BASE: str = "https://api.stripe.com"
 
+    # Outgoing webhooks. Endpoint addresses must be public: private, link-local and other
+    # special ranges are refused at registration and again at every delivery (SSRF), and
+    # loopback too unless WEBHOOK_ALLOW_LOOPBACK (development and tests).
+    WEBHOOK_ALLOW_LOOPBACK: bool = False
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+    # An endpoint that has failed every attempt for this long is switched off.
+    WEBHOOK_DISABLE_AFTER_HOURS: float = Field(default=24.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.ENVIRONMENT == "production":

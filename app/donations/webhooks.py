@@ -54,6 +54,8 @@ from app.donations.stripe_shapes import (
 )
 from app.email import outbox
 from app.signatures import service as signature_service
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +272,16 @@ def _record_payment(
             dedup_key=f"donation-receipt:{key}",
             recipient=donation.email,
         )
+        webhook_service.emit(
+            session,
+            campaign_id=donation.campaign_id,
+            event="donation.paid",
+            subject=f"donation:{donation.id}",
+            key=f"payment:{key}",
+            data=webhook_payloads.donation(
+                donation, amount=amount, refunded=refunded, currency=currency
+            ),
+        )
 
 
 def _fold_early_refund(session: Session, *, key: str, payment_intent: str) -> None:
@@ -415,6 +427,20 @@ def _refund_status(session: Session, key: str) -> None:
     if payment is None or payment.donation_id is None or payment.paid_at is None:
         return
     donation = session.get(Donation, payment.donation_id)
+    if donation is not None and payment.amount_refunded > 0:
+        webhook_service.emit(
+            session,
+            campaign_id=donation.campaign_id,
+            event="donation.refunded",
+            subject=f"donation:{donation.id}",
+            key=f"refund:{key}:{payment.amount_refunded}",
+            data=webhook_payloads.donation(
+                donation,
+                amount=payment.amount,
+                refunded=payment.amount_refunded,
+                currency=payment.currency,
+            ),
+        )
     if (
         donation is not None
         and donation.frequency == Frequency.once

@@ -8,8 +8,8 @@ cause was committed; `chorus worker` renders and sends it afterwards (app/email/
   a piece of a larger statement (the PostgreSQL signing batch queues its confirmation e-mails
   in the statement that stores the signatures: one round trip). The de-duplication keys of the
   messages queued from several places are spelt here, once (`confirmation_key`, ...).
-- The worker's transitions: `claim` (a lease), then `mark_sent`, `retry_later`, `fail` or
-  `cancel`, each of which changes only a message the worker still holds.
+- The worker's transitions: `claim` (a lease), then `mark_sent`, `retry_later`, `fail`,
+  `defer` or `cancel`, each of which changes only a message the worker still holds.
 - Rights and retention: `forget_recipients`, `forget_recipients_where`.
 - Reads: the admins' listing (`messages`), a signer's messages (`messages_to`), the outcome a
   delivery log shows (`outcomes`), keys already queued, the schedule of a kind's messages.
@@ -326,6 +326,21 @@ def fail(session: Session, message_id: int, *, worker: str, reason: str) -> bool
     return held == 1
 
 
+def defer(session: Session, message_id: int, *, worker: str, at: datetime) -> bool:
+    """A message its sender did not try yet (it waits for an earlier one, see SENDERS in
+    app/email/service.py): due again from `at`, its claim not counted as an attempt. False:
+    lease lost."""
+    held = _update_held(
+        session,
+        [message_id],
+        worker=worker,
+        next_attempt_at=at,
+        locked_until=None,
+        attempts=OutboxMessage.attempts - 1,
+    )
+    return held == 1
+
+
 def cancel(session: Session, message_id: int, *, worker: str) -> bool:
     """A message whose subject no longer calls for it (a withdrawn signature). False: lease
     lost."""
@@ -443,14 +458,16 @@ def messages_to(session: Session, *, recipient: str, limit: int = 1000) -> list[
 
 
 def outcomes() -> Subquery:
-    """Each message's outcome (id, status, last_error, attempts, sent_at): for a log of rows
-    that each carry a message id to join (the letters' delivery log)."""
+    """Each message's outcome (id, status, last_error, attempts, sent_at, next_attempt_at): for
+    a log of rows that each carry a message id to join (the letters' delivery log, the order of
+    a webhook's events)."""
     return select(
         col(OutboxMessage.id),
         col(OutboxMessage.status),
         col(OutboxMessage.last_error),
         col(OutboxMessage.attempts),
         col(OutboxMessage.sent_at),
+        col(OutboxMessage.next_attempt_at),
     ).subquery("outbox_outcome")
 
 

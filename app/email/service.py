@@ -1,4 +1,5 @@
-"""The registry of renderers that turn outbox jobs into messages, and the suppression list.
+"""The registries of the outbox's message kinds (renderers, prefetchers, what happens once
+sent, senders of kinds that are not e-mail), and the suppression list.
 
 Jobs are queued, claimed and recorded by app/email/outbox.py, the only module that writes
 `outbox_message`.
@@ -6,16 +7,19 @@ Jobs are queued, claimed and recorded by app/email/outbox.py, the only module th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.core.db import dialect_insert, utcnow
 from app.email.models import Suppression, SuppressionReason
+from app.email.outbox import Claimed
 
 
 @dataclass
@@ -77,6 +81,60 @@ def renderer(kind: str) -> Callable[[Renderer], Renderer]:
 
     def register(func: Renderer) -> Renderer:
         RENDERERS[kind] = func
+        return func
+
+    return register
+
+
+# What a message's kind does in the transaction that marks it sent (a letter: announce it to the
+# campaign's webhooks), given the payloads of the messages of that kind just marked sent. Its
+# failure is logged and undone alone: the "sent" marks stand, so nothing is sent twice.
+AfterSent = Callable[[Session, list[dict[str, Any]]], None]
+AFTER_SENT: dict[str, AfterSent] = {}
+
+
+def after_sent(kind: str) -> Callable[[AfterSent], AfterSent]:
+    """Register what to do, in the same transaction, when messages of `kind` are marked sent."""
+
+    def register(func: AfterSent) -> AfterSent:
+        AFTER_SENT[kind] = func
+        return func
+
+    return register
+
+
+# --- senders: kinds that go out by other means than SMTP ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a sender did with one claimed message; the worker records it as it records e-mail."""
+
+    claim: Claimed
+    sent: bool = False
+    # Not sent: why (what admins read); retried with the outbox's backoff, then failed.
+    error: str | None = None
+    # Not tried (it waits for an earlier message): due again from then, no attempt spent.
+    not_before: datetime | None = None
+    # None of the above: cancelled (its destination is gone or switched off).
+
+
+class SendFailed(Exception):
+    """A sender's reason for not delivering a message, as admins read it."""
+
+
+# A sender delivers the claimed messages of its kind (an outgoing webhook: an HTTP POST)
+# instead of the renderer and SMTP path, and says what became of each; it opens its own short
+# transactions on the engine for what it reads and logs.
+Sender = Callable[[list[Claimed], Settings, Engine], Awaitable[list[Outcome]]]
+SENDERS: dict[str, Sender] = {}
+
+
+def sender(kind: str) -> Callable[[Sender], Sender]:
+    """Register the function that delivers outbox jobs of `kind` by other means than SMTP."""
+
+    def register(func: Sender) -> Sender:
+        SENDERS[kind] = func
         return func
 
     return register

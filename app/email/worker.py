@@ -37,7 +37,16 @@ from app.email import service as email_service
 from app.email.mime import MimeBuilder, UnsafeHeader
 from app.email.models import SuppressionReason
 from app.email.outbox import Claimed
-from app.email.service import PREFETCHERS, RENDERERS, EmailMessage, Undeliverable
+from app.email.service import (
+    AFTER_SENT,
+    PREFETCHERS,
+    RENDERERS,
+    SENDERS,
+    EmailMessage,
+    Outcome,
+    SendFailed,
+    Undeliverable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ class OutboxWorker:
         self.mime = MimeBuilder(settings, config)
         self.connections = smtp.SmtpConnections(config)
         # Messages the SMTP server accepted, waiting to be marked sent by the next group commit.
-        self._sent: list[tuple[int, asyncio.Future[None]]] = []
+        self._sent: list[tuple[Claimed, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
         # Progress (a batch done, a message handled): `chorus worker --health-port` reads it.
         self.heartbeat = metrics.Heartbeat(max_age=settings.WORKER_HEALTH_MAX_SECONDS)
@@ -147,13 +156,28 @@ class OutboxWorker:
         if not held:
             log.warning("outbox message %s: lease lost before its result was recorded", claim.id)
 
-    def record_sent_many(self, message_ids: list[int]) -> None:
-        """Mark messages this worker holds as sent, in one statement and one commit."""
+    def record_sent_many(self, claims: list[Claimed]) -> None:
+        """Mark messages this worker holds as sent, in one statement and one commit, with what
+        their kinds do once sent (AFTER_SENT) in the same transaction."""
         with Session(self.engine) as session:
-            held = outbox.mark_sent(session, message_ids, worker=self.name)
+            plain = [claim.id for claim in claims if claim.kind not in AFTER_SENT]
+            held = outbox.mark_sent(session, plain, worker=self.name) if plain else 0
+            done: dict[str, list[dict[str, Any]]] = {}
+            for claim in claims:  # (few: letters) one by one, to know which this worker held
+                if claim.kind in AFTER_SENT and outbox.mark_sent(
+                    session, [claim.id], worker=self.name
+                ):
+                    held += 1
+                    done.setdefault(claim.kind, []).append(claim.payload)
+            for kind, payloads in done.items():
+                try:
+                    with session.begin_nested():
+                        AFTER_SENT[kind](session, payloads)
+                except Exception:  # its own failure: the messages were sent all the same
+                    log.exception("what follows sending %d %s messages failed", len(payloads), kind)
             session.commit()
         metrics.MAILS_SENT.inc(held)
-        lost = len(message_ids) - held
+        lost = len(claims) - held
         if lost:
             log.warning("%d outbox messages: lease lost before they were marked sent", lost)
 
@@ -165,7 +189,7 @@ class OutboxWorker:
         crash can re-send at most one message per lane, as with a commit per message.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sent.append((claim.id, done))
+        self._sent.append((claim, done))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush_sent())
         await done
@@ -174,7 +198,7 @@ class OutboxWorker:
         while self._sent:
             batch, self._sent = self._sent, []
             try:
-                await asyncio.to_thread(self.record_sent_many, [i for i, _ in batch])
+                await asyncio.to_thread(self.record_sent_many, [c for c, _ in batch])
             except Exception as exc:  # the database is away: the lease makes them retry
                 log.exception("could not mark %d outbox messages sent", len(batch))
                 for _, done in batch:
@@ -189,7 +213,7 @@ class OutboxWorker:
         """Record why a message was not sent: retried with backoff, or failed for good when
         `permanent` or out of attempts. The reason is what admins (and, for letters,
         organisers) read."""
-        if isinstance(error, UnsafeHeader | Undeliverable):
+        if isinstance(error, UnsafeHeader | Undeliverable | SendFailed):
             reason = str(error)[:2000]  # written for them already
         else:
             reason = f"{type(error).__name__}: {error}"[:2000]
@@ -206,6 +230,23 @@ class OutboxWorker:
             session.commit()
         if not held:
             log.warning("outbox message %s: lease lost before its result was recorded", claim.id)
+
+    def record_outcomes(self, outcomes: list[Outcome]) -> None:
+        """Record what a sender (SENDERS) did: sent and deferred messages in one commit, then
+        each failure (with the backoff of e-mail) and cancellation."""
+        with Session(self.engine) as session:
+            sent = [outcome.claim.id for outcome in outcomes if outcome.sent]
+            if sent:
+                outbox.mark_sent(session, sent, worker=self.name)
+            for outcome in outcomes:
+                if outcome.not_before is not None:
+                    outbox.defer(session, outcome.claim.id, worker=self.name, at=outcome.not_before)
+            session.commit()
+        for outcome in outcomes:
+            if outcome.error is not None:
+                self.record_failure(outcome.claim, SendFailed(outcome.error), permanent=False)
+            elif not outcome.sent and outcome.not_before is None:
+                self._finish(outcome.claim)
 
     def record_bounce(self, claim: Claimed, recipient: str) -> None:
         """A hard bounce: no more campaign updates to this address."""
@@ -283,12 +324,27 @@ class OutboxWorker:
             message=outgoing.mime,
         )
 
+    async def _send_by(self, kind: str, claims: list[Claimed]) -> None:
+        """Deliver messages of a kind that is not e-mail through its sender (SENDERS)."""
+        try:
+            outcomes = await SENDERS[kind](claims, self.settings, self.engine)
+        except Exception as exc:  # the sender's own failure: every message retries later
+            log.exception("sending %d %s messages failed", len(claims), kind)
+            outcomes = [Outcome(claim, error=f"{type(exc).__name__}: {exc}") for claim in claims]
+        await asyncio.to_thread(self.record_outcomes, outcomes)
+        self.heartbeat.beat()
+
     async def run_once(self) -> int:
         """Claim, render and send one batch. Returns how many messages it handled."""
         claims = await asyncio.to_thread(self.claim, self.settings.WORKER_BATCH_SIZE)
         if not claims:
             return 0
-        ready, cancelled = await asyncio.to_thread(self.render, claims)
+        by_sender: dict[str, list[Claimed]] = {}
+        for claim in claims:
+            if claim.kind in SENDERS:
+                by_sender.setdefault(claim.kind, []).append(claim)
+        mail = [claim for claim in claims if claim.kind not in SENDERS]
+        ready, cancelled = await asyncio.to_thread(self.render, mail) if mail else ([], 0)
         outgoing = []
         for claim, message in ready:
             try:
@@ -304,7 +360,9 @@ class OutboxWorker:
         lanes = [outgoing[i::lanes_count] for i in range(lanes_count)]
         # Every lane runs to its end before the next batch, whatever happens to another.
         results = await asyncio.gather(
-            *(self._send_lane(lane) for lane in lanes if lane), return_exceptions=True
+            *(self._send_lane(lane) for lane in lanes if lane),
+            *(self._send_by(kind, group) for kind, group in by_sender.items()),
+            return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):

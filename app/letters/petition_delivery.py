@@ -33,6 +33,8 @@ from app.petitions import service as petition_service
 from app.petitions.models import Petition
 from app.signatures import rows as signature_rows
 from app.signatures import service as signature_service
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 ANNEX_COLUMNS = {"postcode": "postcode", "confirmed_at": "confirmed_at"}
 ANNEX_TYPE = "text/csv; charset=utf-8"
@@ -170,6 +172,16 @@ def deliver(
             "rows": rows,
             "sha256": sha256,
         },
+    )
+    webhook_service.emit(
+        session,
+        campaign_id=petition.campaign_id,
+        event="petition.delivered",
+        subject=f"petition:{petition.id}",
+        key=f"delivery:{delivery.number}",
+        data=webhook_payloads.petition_delivered(
+            petition, delivery, target_keys=[target.key for target in targets]
+        ),
     )
     return delivery, True
 

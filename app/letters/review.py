@@ -11,9 +11,11 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import ProblemError
 from app.letters import scheduling
-from app.letters.models import DeliveryState, LetterDelivery
+from app.letters.models import DeliveryState, Letter, LetterDelivery, PetitionDelivery
 from app.petitions.models import Petition
 from app.targets.models import DeliveryChannel, Target
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 
 def managed_delivery(session: Session, *, user: User, delivery_id: int) -> LetterDelivery:
@@ -60,7 +62,34 @@ def mark_posted(session: Session, *, actor: User, delivery: LetterDelivery) -> L
     delivery.posted_at = utcnow()
     scheduling.set_state(session, delivery, DeliveryState.sent, None)
     _audit(session, actor, delivery, "letter.posted")
+    announce_sent(session, delivery=delivery)
     return delivery
+
+
+def announce_sent(session: Session, *, delivery: LetterDelivery) -> None:
+    """`letter.sent` to the campaign's webhooks: the official's mail server accepted the
+    letter (called as its e-mail is marked sent), or an organiser marked it posted."""
+    petition = session.get(Petition, delivery.petition_id)
+    target = session.get(Target, delivery.target_id)
+    if petition is None or target is None:
+        return
+    webhook_service.emit(
+        session,
+        campaign_id=petition.campaign_id,
+        event="letter.sent",
+        subject=f"letter:{delivery.id}",
+        data=webhook_payloads.letter_sent(
+            delivery,
+            petition=petition,
+            target=target,
+            letter=session.get(Letter, delivery.letter_id) if delivery.letter_id else None,
+            petition_delivery=(
+                session.get(PetitionDelivery, delivery.petition_delivery_id)
+                if delivery.petition_delivery_id
+                else None
+            ),
+        ),
+    )
 
 
 def _audit(session: Session, actor: User, delivery: LetterDelivery, action: str) -> None:

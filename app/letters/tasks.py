@@ -10,8 +10,8 @@ from sqlmodel import Session
 from app.core.config import Settings
 from app.core.i18n import translate
 from app.core.templating import render_email
-from app.email.service import Attachment, EmailMessage, Undeliverable, renderer
-from app.letters import defaults, engine, supporters, templates
+from app.email.service import Attachment, EmailMessage, Undeliverable, after_sent, renderer
+from app.letters import defaults, engine, review, supporters, templates
 from app.letters import petition_delivery as delivery_service
 from app.letters.models import (
     DeliveryState,
@@ -215,3 +215,13 @@ def letter(session: Session, payload: dict[str, Any], settings: Settings) -> Ema
             ),
         ]
     return message
+
+
+@after_sent("letter")
+def letters_sent(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """Letters the officials' mail servers accepted: announced to the campaigns' webhooks in
+    the transaction that marks them sent."""
+    for payload in payloads:
+        delivery = session.get(LetterDelivery, payload["delivery_id"])
+        if delivery is not None:
+            review.announce_sent(session, delivery=delivery)

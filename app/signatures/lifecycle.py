@@ -29,8 +29,11 @@ from app.core import metrics
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.email import outbox
+from app.petitions.models import Petition
 from app.signatures import tally
 from app.signatures.models import Signature, SignatureStatus
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 # Signatures an organiser may invalidate: all but the ones already out of the count by other
 # means (withdrawn by their signers, or invalidated before).
@@ -82,18 +85,36 @@ def withdraw(session: Session, *, signature: Signature, settings: Settings) -> b
     # Pending first: the only way a signature's status moves on its own is pending ->
     # confirmed, so a confirmation that wins the race is seen by the second statement.
     withdrawn = move(SignatureStatus.pending) is not None
+    counted_out = False
     if not withdrawn:
-        counted_out = move(SignatureStatus.confirmed)
-        if counted_out is not None:
-            confirmed_at = counted_out[1]
+        was_confirmed = move(SignatureStatus.confirmed)
+        if was_confirmed is not None:
+            confirmed_at = was_confirmed[1]
             assert confirmed_at is not None  # set by every confirmation
             tally.add_to_tallies(
                 session, signature=signature, confirmed_at=confirmed_at, settings=settings, delta=-1
             )
-            withdrawn = True
+            withdrawn = counted_out = True
     if withdrawn:
         session.refresh(signature)
+    if counted_out:  # (a pending one was never announced)
+        _announce_withdrawal(session, signature)
     return withdrawn
+
+
+def _announce_withdrawal(session: Session, signature: Signature) -> None:
+    """`signature.withdrawn` to the campaign's webhooks, in the withdrawal's transaction."""
+    petition = session.get(Petition, signature.petition_id)
+    assert petition is not None and petition.id is not None
+    webhook_service.emit(
+        session,
+        campaign_id=petition.campaign_id,
+        event="signature.withdrawn",
+        subject=f"signature:{signature.id}",
+        data=webhook_payloads.signature(
+            signature, petition, count=tally.confirmed_count(session, petition_id=petition.id)
+        ),
+    )
 
 
 def stop_updates(session: Session, *, signature: Signature) -> bool:

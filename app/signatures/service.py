@@ -39,6 +39,8 @@ from app.signatures.tally import (  # (re-exported: the counts other domains rea
 )
 from app.signatures.tally import confirmed_count as confirmed_count
 from app.signatures.tally import confirmed_counts as confirmed_counts
+from app.webhooks import payloads as webhook_payloads
+from app.webhooks import service as webhook_service
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +382,13 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
     if newly_confirmed:
         # Queues the organisers' e-mail when this confirmation reached 25/50/75/100 % of the goal.
         milestones.check_milestones(session, petition=petition, count=count)
+        webhook_service.emit(
+            session,
+            campaign_id=petition.campaign_id,
+            event="signature.confirmed",
+            subject=f"signature:{signature.id}",
+            data=webhook_payloads.signature(signature, petition, count=count),
+        )
     return Confirmation(petition=petition, newly_confirmed=newly_confirmed, signature_count=count)
 
 

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: signed events to the endpoints organisers register per campaign."""
