@@ -13,6 +13,7 @@ from app.console import (
     officials,
     petitions,
     safety,
+    signatures,
     signin,
     updates,
 )
@@ -27,6 +28,7 @@ router.include_router(petitions.router)
 router.include_router(campaigns.router)
 router.include_router(officials.router)
 router.include_router(updates.router)
+router.include_router(signatures.router)
 router.include_router(donations.router)
 router.include_router(accounts.router)
 router.include_router(safety.router)
