@@ -10,6 +10,7 @@ from app.console import (
     campaigns,
     dashboard,
     donations,
+    letter_templates,
     officials,
     petitions,
     safety,
@@ -29,6 +30,7 @@ router.include_router(campaigns.router)
 router.include_router(officials.router)
 router.include_router(updates.router)
 router.include_router(signatures.router)
+router.include_router(letter_templates.router)
 router.include_router(donations.router)
 router.include_router(accounts.router)
 router.include_router(safety.router)

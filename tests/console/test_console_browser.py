@@ -541,3 +541,34 @@ def test_an_organiser_counts_downloads_and_checks_trending_sources_at_390_px(
     page.get_by_role("button", name="Release the held signatures from cafe0123").click()
     expect(page.get_by_test_id("done")).to_have_text("2 held signatures released.")
     check(page, complaints, "signatures, released")
+
+
+def test_an_organiser_fixes_previews_and_saves_a_letter_template_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open)
+    organiser = make_organiser(strict_server, admin, campaign_slug(session, petition), n=7)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, organiser)
+    page.get_by_role("link", name=EN["console.templates.title"]).first.click()
+    expect(page.locator("h1")).to_have_text(EN["console.templates.title"])
+    check(page, complaints, "letter templates")
+    page.get_by_test_id("template-delivery-en").get_by_role("link").click()
+    expect(page.get_by_label(EN["console.templates.body"])).not_to_be_empty()
+    check(page, complaints, "delivery letter editor")
+
+    body = page.get_by_label(EN["console.templates.body"])
+    body.fill("Dear {{ target.name }},\n\n{{ petition.nope }}\nYours")
+    page.get_by_role("button", name=EN["console.templates.save"], exact=True).click()
+    expect(page.get_by_test_id("problem-line-3")).to_contain_text("nope")
+    check(page, complaints, "delivery letter editor, refused")
+
+    body.fill("Dear {{ target.name }},\n\n{{ petition.confirmed_count }} people ask.\nYours")
+    page.get_by_label(EN["console.templates.official"]).select_option(label="Minister of Tests")
+    page.get_by_role("button", name=EN["console.templates.preview"]).click()
+    expect(page.get_by_test_id("preview-text")).to_contain_text("Dear Minister of Tests,")
+    check(page, complaints, "delivery letter preview")
+    page.get_by_role("button", name=EN["console.templates.save"], exact=True).click()
+    expect(page.get_by_test_id("saved")).to_have_text(EN["console.templates.saved"])
