@@ -19,7 +19,6 @@ from app.abuse.models import (
     SigningSwitch,
     TrendingReport,
 )
-from app.audit import service as audit_service
 from app.auth import service as auth_service
 from app.auth.deps import CurrentUser
 from app.core.deps import RowId, SessionDep, SettingsDep
@@ -70,30 +69,8 @@ def invalidate(
 ) -> JSONResponse:
     """Invalidate signatures by IP, domain, country or time range; the counts follow."""
     petition = petition_service.managed(session, user=user, slug=slug)
-    done, uncounted = abuse_service.invalidate(
-        session,
-        petition=petition,
-        settings=settings,
-        ip=body.ip,
-        ip_digest=body.ip_hash,
-        domain=body.domain,
-        country=body.country,
-        created_from=body.created_from,
-        created_to=body.created_to,
-        held_only=body.held_only,
-    )
-    audit_service.record(
-        session,
-        actor=user,
-        action="signatures.invalidate",
-        subject=f"petition:{slug}",
-        campaign_id=petition.campaign_id,
-        details={
-            **body.model_dump(mode="json", exclude={"ip"}, exclude_none=True),
-            "ip_given": body.ip is not None,
-            "invalidated": done,
-            "uncounted": uncounted,
-        },
+    done, uncounted = abuse_service.invalidate_for(
+        session, petition=petition, settings=settings, user=user, body=body
     )
     assert petition.id is not None
     return json_response(
@@ -113,16 +90,8 @@ def release(
 ) -> JSONResponse:
     """Release held signatures (false alarms): they get their confirmation e-mail."""
     petition = petition_service.managed(session, user=user, slug=slug)
-    released = abuse_service.release(
-        session, petition=petition, ip_digest=body.ip_hash, domain=body.domain
-    )
-    audit_service.record(
-        session,
-        actor=user,
-        action="signatures.release",
-        subject=f"petition:{slug}",
-        campaign_id=petition.campaign_id,
-        details={**body.model_dump(exclude_none=True), "released": released},
+    released = abuse_service.release_for(
+        session, petition=petition, user=user, ip_digest=body.ip_hash, domain=body.domain
     )
     return json_response(Released(released=released))
 

@@ -17,7 +17,9 @@ import httpx
 from sqlalchemy import bindparam, case, func, text
 from sqlmodel import Session, col, select
 
-from app.abuse.models import AbuseRule, RuleAction, RuleKind, SourceCount
+from app.abuse.models import AbuseRule, InvalidateRequest, RuleAction, RuleKind, SourceCount
+from app.audit import service as audit_service
+from app.auth.models import User
 from app.core import cache
 from app.core.addresses import normalise_email
 from app.core.clientip import ip_hash as ip_hash  # (re-exported: how other domains hash IPs)
@@ -368,3 +370,57 @@ def release(
         domain=domain.strip().lower() if domain else None,
     )
     return lifecycle.release(session, selection=selection)
+
+
+def invalidate_for(
+    session: Session, *, petition: Petition, settings: Settings, user: User, body: InvalidateRequest
+) -> tuple[int, int]:
+    """`invalidate` as a person asks for it (the admin API and the console), audited."""
+    done, uncounted = invalidate(
+        session,
+        petition=petition,
+        settings=settings,
+        ip=body.ip,
+        ip_digest=body.ip_hash,
+        domain=body.domain,
+        country=body.country,
+        created_from=body.created_from,
+        created_to=body.created_to,
+        held_only=body.held_only,
+    )
+    audit_service.record(
+        session,
+        actor=user,
+        action="signatures.invalidate",
+        subject=f"petition:{petition.slug}",
+        campaign_id=petition.campaign_id,
+        details={
+            **body.model_dump(mode="json", exclude={"ip"}, exclude_none=True),
+            "ip_given": body.ip is not None,
+            "invalidated": done,
+            "uncounted": uncounted,
+        },
+    )
+    return done, uncounted
+
+
+def release_for(
+    session: Session,
+    *,
+    petition: Petition,
+    user: User,
+    ip_digest: str | None = None,
+    domain: str | None = None,
+) -> int:
+    """`release` as a person asks for it (the admin API and the console), audited."""
+    released = release(session, petition=petition, ip_digest=ip_digest, domain=domain)
+    given = {k: v for k, v in (("ip_hash", ip_digest), ("domain", domain)) if v is not None}
+    audit_service.record(
+        session,
+        actor=user,
+        action="signatures.release",
+        subject=f"petition:{petition.slug}",
+        campaign_id=petition.campaign_id,
+        details={**given, "released": released},
+    )
+    return released

@@ -10,9 +10,11 @@ from app.console import (
     campaigns,
     dashboard,
     donations,
+    letter_templates,
     officials,
     petitions,
     safety,
+    signatures,
     signin,
     updates,
 )
@@ -27,6 +29,8 @@ router.include_router(petitions.router)
 router.include_router(campaigns.router)
 router.include_router(officials.router)
 router.include_router(updates.router)
+router.include_router(signatures.router)
+router.include_router(letter_templates.router)
 router.include_router(donations.router)
 router.include_router(accounts.router)
 router.include_router(safety.router)

@@ -88,33 +88,20 @@ def export_signatures(
         countries=country or (),
         consent_updates=consent_updates,
     )
-    bom = bom and export_format is ExportFormat.csv
-    entry = export_service.start_export(
+    # The request's transaction (with the audit entry) commits before the body streams; the
+    # body reads in short connections of its own.
+    engine: Engine = request.app.state.engine
+    body = export_service.begin_export(
         session,
+        engine,
         petition=petition,
         actor=user,
         export_format=export_format,
         filters=filters,
         bom=bom,
     )
-    assert petition.id is not None and entry.id is not None
-    # The request's transaction (with the audit entry) commits before the body streams; the
-    # body reads in short connections of its own.
-    engine: Engine = request.app.state.engine
-    body = export_service.stream_export(
-        engine,
-        petition_id=petition.id,
-        entry_id=entry.id,
-        export_format=export_format,
-        filters=filters,
-        bom=bom,
-    )
-    name = export_service.filename(slug=petition.slug, export_format=export_format)
     return StreamingResponse(
         body,
         media_type=export_format.media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
+        headers=export_service.download_headers(slug=petition.slug, export_format=export_format),
     )

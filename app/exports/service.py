@@ -216,6 +216,45 @@ def start_export(
     return entry
 
 
+def download_headers(*, slug: str, export_format: ExportFormat) -> dict[str, str]:
+    """The headers of an export sent as a download (a file named as `filename`, never cached)."""
+    name = filename(slug=slug, export_format=export_format)
+    return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+
+
+def begin_export(
+    session: Session,
+    engine: Engine,
+    *,
+    petition: Petition,
+    actor: User,
+    export_format: ExportFormat,
+    filters: ExportFilters,
+    bom: bool,
+) -> Iterator[bytes]:
+    """An export asked for by a signed-in person (the admin API's and the console's): audited in
+    the caller's transaction, which must commit before the body is read (it reads in short
+    connections of its own). The BOM applies to CSV only."""
+    bom = bom and export_format is ExportFormat.csv
+    entry = start_export(
+        session,
+        petition=petition,
+        actor=actor,
+        export_format=export_format,
+        filters=filters,
+        bom=bom,
+    )
+    assert petition.id is not None and entry.id is not None
+    return stream_export(
+        engine,
+        petition_id=petition.id,
+        entry_id=entry.id,
+        export_format=export_format,
+        filters=filters,
+        bom=bom,
+    )
+
+
 def finish_export(engine: Engine, *, entry_id: int, row_count: int) -> None:
     """Mark the export's audit entry completed, in a short transaction of its own."""
     with Session(engine) as session:
@@ -247,12 +286,23 @@ def _filtered(query: _Query, filters: ExportFilters) -> _Query:
     return query
 
 
+def _count_query(*, petition_id: int, filters: ExportFilters) -> Select[int]:
+    query = sa_select(func.count()).select_from(Signature)
+    return _filtered(query.where(col(Signature.petition_id) == petition_id), filters)
+
+
 def count_rows(engine: Engine, *, petition_id: int, filters: ExportFilters) -> int:
     """How many signatures an export with these filters contains (now)."""
-    query = sa_select(func.count()).select_from(Signature)
-    query = _filtered(query.where(col(Signature.petition_id) == petition_id), filters)
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+        return int(
+            conn.execute(_count_query(petition_id=petition_id, filters=filters)).scalar_one()
+        )
+
+
+def count_in(session: Session, *, petition_id: int, filters: ExportFilters) -> int:
+    """`count_rows` read in the caller's session (a page that shows the count before a download)."""
+    query = _count_query(petition_id=petition_id, filters=filters)
+    return int(session.execute(query).scalar_one())
 
 
 # --- formatting ------------------------------------------------------------------------------

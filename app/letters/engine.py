@@ -356,7 +356,7 @@ def _environment(*, html: bool) -> _Sandbox:
 
 TEXT = _environment(html=False)
 HTML = _environment(html=True)
-PUBLIC_FILTERS = sorted([*FILTERS, "number"])
+PUBLIC_FILTERS = sorted([*FILTERS, "number", "plural"])
 
 NESTED_TOO_DEEP = (
     f"expressions are nested too deeply (more than {MAX_NESTING} levels, such as a long chain "

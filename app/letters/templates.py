@@ -81,15 +81,26 @@ def _sample_context(kind: TemplateKind, language: str) -> dict[str, Any]:
     return context
 
 
-def check_template(kind: TemplateKind, language: str, *, subject: str, body: str) -> None:
-    """422 with each problem and its line; a template that checks out is also tried once."""
+def template_problems(
+    kind: TemplateKind, language: str, *, subject: str, body: str
+) -> list[tuple[str, int | None, str]]:
+    """Each problem of a template as (part, line, problem); none when it checks out (it is then
+    also tried once with sample values, and with the longest real ones)."""
     try:
         engine.check(kind, subject=subject, body=body)
         sample = _sample_context(kind, language)
         engine.render(subject, body, sample, language=language)
         engine.try_longest(subject, body, sample, language=language)  # real letters fit too
     except engine.TemplateProblem as exc:
-        raise _problem(exc) from None
+        return exc.problems
+    return []
+
+
+def check_template(kind: TemplateKind, language: str, *, subject: str, body: str) -> None:
+    """422 with each problem and its line; a template that checks out is also tried once."""
+    problems = template_problems(kind, language, subject=subject, body=body)
+    if problems:
+        raise _problem(engine.TemplateProblem(problems))
 
 
 def find_template(

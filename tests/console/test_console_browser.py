@@ -29,6 +29,7 @@ from app.donations.models import DonationStatus
 from app.email.devmailbox import free_port
 from app.main import create_app
 from app.petitions.models import Petition, PetitionStatus
+from app.signatures.models import SignatureStatus
 from app.updates.models import PetitionUpdate
 from tests.conftest import ROOT, Account, LiveServer
 from tests.console.test_donations import gift
@@ -490,3 +491,84 @@ def test_an_admin_manages_accounts_tokens_rules_and_reads_the_audit_log_at_390_p
     page.get_by_role("button", name=EN["console.audit.filter"]).click()
     expect(page.locator("tbody th code")).to_have_text(["user.create"])
     check(page, complaints, "audit log, filtered")
+
+
+def test_an_organiser_counts_downloads_and_checks_trending_sources_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open)
+    add_signers(session, petition, 2, prefix="ua")
+    add_signers(
+        session,
+        petition,
+        2,
+        prefix="bot",
+        country="KR",
+        ip_hash="cafe0123",
+        email_domain="farm.example",
+        status=SignatureStatus.suspect,
+        confirmed_at=None,
+    )
+    organiser = make_organiser(strict_server, admin, campaign_slug(session, petition), n=6)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, organiser)
+    page.goto(f"{strict_server.url}/admin/petitions/{petition.slug}")
+    page.get_by_role("link", name=EN["console.petition.signatures"]).click()
+    expect(page.locator("h1")).to_have_text(EN["console.signatures.title"])
+    expect(page.get_by_test_id("total")).to_have_text("4 signatures match.")
+    check(page, complaints, "signatures")
+
+    page.get_by_label(EN["console.signatures.country"]).fill("Narnia")
+    page.get_by_role("button", name=EN["console.signatures.count"]).click()
+    expect(page.locator("#f-country-error")).to_have_text(EN["console.errors.country_invalid"])
+    check(page, complaints, "signatures, refused filter")
+
+    page.get_by_label(EN["console.signatures.country"]).fill("UA")
+    page.get_by_label(EN["console.signatures.status"]).select_option("confirmed")
+    page.get_by_role("button", name=EN["console.signatures.count"]).click()
+    expect(page.get_by_test_id("total")).to_have_text("2 signatures match.")
+    page.get_by_label(EN["console.signatures.bom"]).check()
+    with page.expect_download() as info:
+        page.get_by_role("button", name=EN["console.signatures.download"]).click()
+    download = info.value
+    content = open(download.path(), "rb").read()
+    assert content.startswith(b"\xef\xbb\xbf")
+    assert b"ua0@example.org" in content and b"bot0@example.org" not in content
+    assert download.suggested_filename.endswith(".csv")
+
+    page.get_by_role("button", name="Release the held signatures from cafe0123").click()
+    expect(page.get_by_test_id("done")).to_have_text("2 held signatures released.")
+    check(page, complaints, "signatures, released")
+
+
+def test_an_organiser_fixes_previews_and_saves_a_letter_template_at_390_px(
+    strict_server: LiveServer, session: Session, admin: Account, browser: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    petition = make_petition(session, status=PetitionStatus.open)
+    organiser = make_organiser(strict_server, admin, campaign_slug(session, petition), n=7)
+    page, complaints = new_page(browser, PHONE)
+    sign_in_as(page, strict_server, organiser)
+    page.get_by_role("link", name=EN["console.templates.title"]).first.click()
+    expect(page.locator("h1")).to_have_text(EN["console.templates.title"])
+    check(page, complaints, "letter templates")
+    page.get_by_test_id("template-delivery-en").get_by_role("link").click()
+    expect(page.get_by_label(EN["console.templates.body"])).not_to_be_empty()
+    check(page, complaints, "delivery letter editor")
+
+    body = page.get_by_label(EN["console.templates.body"])
+    body.fill("Dear {{ target.name }},\n\n{{ petition.nope }}\nYours")
+    page.get_by_role("button", name=EN["console.templates.save"], exact=True).click()
+    expect(page.get_by_test_id("problem-line-3")).to_contain_text("nope")
+    check(page, complaints, "delivery letter editor, refused")
+
+    body.fill("Dear {{ target.name }},\n\n{{ petition.confirmed_count }} people ask.\nYours")
+    page.get_by_label(EN["console.templates.official"]).select_option(label="Minister of Tests")
+    page.get_by_role("button", name=EN["console.templates.preview"]).click()
+    expect(page.get_by_test_id("preview-text")).to_contain_text("Dear Minister of Tests,")
+    check(page, complaints, "delivery letter preview")
+    page.get_by_role("button", name=EN["console.templates.save"], exact=True).click()
+    expect(page.get_by_test_id("saved")).to_have_text(EN["console.templates.saved"])
