@@ -233,3 +233,11 @@ def sort_key(text: str, locale: str) -> tuple[Any, ...]:
             accents.append(sum(marks))
         cases.append(0 if char == lower else 1)
     return tuple(primary), tuple(accents), tuple(cases), text
+
+
+def error_message(locale: str, type_: str, fallback: str) -> str:
+    """What a form shows beside a field for an error of `type_`: `errors.<type_>` in `locale`,
+    or `fallback` (the error's own English message) when the catalogue has no such entry."""
+    key = f"errors.{type_}"
+    message = translate(locale, key)
+    return message if message != key else fallback

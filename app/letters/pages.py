@@ -12,7 +12,7 @@ from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import ProblemError, field_errors_from_pydantic
-from app.core.i18n import SUPPORTED_LOCALES, negotiate, request_locale, translate
+from app.core.i18n import SUPPORTED_LOCALES, error_message, negotiate, request_locale, translate
 from app.core.templating import page_templates
 from app.letters import supporters
 from app.letters.models import LetterCreate
@@ -22,12 +22,6 @@ from app.petitions.pages import page_locale, petition_context
 router = APIRouter(include_in_schema=False)
 
 NO_REFERRER = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
-
-
-def _message(locale: str, type_: str, fallback: str) -> str:
-    key = f"errors.{type_}"
-    message = translate(locale, key)
-    return message if message != key else fallback
 
 
 @router.post("/petitions/{slug}/letters", response_class=HTMLResponse)
@@ -74,7 +68,7 @@ def letter_form(
                 type_ = "targets_missing"
             elif field == "message" and type_ == "string_too_short":
                 type_ = "message_too_short"
-            errors.setdefault(field, _message(chosen, type_, error.message))
+            errors.setdefault(field, error_message(chosen, type_, error.message))
     held = False
     ip = request.client.host if request.client else None
     if data is not None:
@@ -98,7 +92,7 @@ def letter_form(
         except ProblemError as exc:
             if exc.errors:
                 for error in exc.errors:
-                    errors[error.field] = _message(chosen, error.type, error.message)
+                    errors[error.field] = error_message(chosen, error.type, error.message)
             else:
                 errors["form"] = exc.title
         else:

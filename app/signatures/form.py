@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from app.abuse.service import SigningSource
 from app.core.errors import FieldError, ProblemError, field_errors_from_pydantic
-from app.core.i18n import negotiate, translate
+from app.core.i18n import error_message, negotiate, translate
 from app.petitions import service as petition_service
 from app.petitions.models import Petition
 from app.signatures.models import SignatureCreate
@@ -93,10 +93,8 @@ class SignOutcome:
 def _show(errors: dict[str, str], found: list[FieldError], locale: str) -> None:
     """Each field's first problem, in the page's language, beside the field."""
     for error in found:
-        key = f"errors.{error.type}"
-        message = translate(locale, key)
         name = FORM_FIELDS.get(error.field, error.field)
-        errors.setdefault(name, message if message != key else error.message)
+        errors.setdefault(name, error_message(locale, error.type, error.message))
 
 
 async def submit(request: Request, *, petition: Petition, fields: SignFormFields) -> SignOutcome:
