@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, ForeignKey, Integer
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime, utcnow
@@ -15,6 +15,11 @@ from app.core.db import UTCDateTime, utcnow
 
 class PetitionUpdate(SQLModel, table=True):
     __tablename__ = "petition_update"
+    # A request sent twice (a double click on "Send", a client retrying after a timeout) carries
+    # the same key and sends nothing more: the second answer is the first one's.
+    __table_args__ = (
+        UniqueConstraint("petition_id", "send_key", name="uq_petition_update_petition_id_send_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     petition_id: int = Field(
@@ -31,6 +36,9 @@ class PetitionUpdate(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("user_account.id", ondelete="SET NULL")),
     )
     recipients: int = 0
+    send_key: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    first_send_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_send_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 

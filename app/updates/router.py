@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import CurrentUser
@@ -27,7 +29,14 @@ router = APIRouter(prefix="/petitions/{slug}/updates", tags=["admin: updates"])
     responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM},
 )
 def send_update(
-    slug: str, body: UpdateCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    slug: str,
+    body: UpdateCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
+    ] = None,
 ) -> JSONResponse:
     """Send an update to every signer who confirmed and asked for updates.
 
@@ -36,9 +45,15 @@ def send_update(
     is missing get. Each e-mail carries an unsubscribe link and the signer's "manage my
     signature" link. Sending is spread out at `UPDATE_SEND_RATE_PER_MINUTE`, after any update
     still being sent: `first_send_at` and `last_send_at` say when it goes out.
+
+    Send an `Idempotency-Key` header (any unique text up to 64 characters, e.g. a UUID) to make
+    a retry safe: a second request with the same key sends nothing more and gets the first
+    one's answer; the same key with different texts is refused (422).
     """
     petition = petition_service.managed(session, user=user, slug=slug)
-    sent = update_service.send(session, petition=petition, data=body, user=user, settings=settings)
+    sent = update_service.send(
+        session, petition=petition, data=body, user=user, settings=settings, key=idempotency_key
+    )
     return json_response(sent, status_code=201)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal_column,
 )
 from sqlalchemy import select as sql_select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -48,6 +49,7 @@ UNSUBSCRIBE_PURPOSE = "unsubscribe"
 # An unsubscribe link must keep working for as long as anyone may still act on an old update.
 UNSUBSCRIBE_TTL_SECONDS = 3 * 365 * 24 * 3600
 MICROSECONDS_PER_MINUTE = 60_000_000
+SEND_KEY_MAX = 64
 
 
 # --- API shapes -------------------------------------------------------------------------------
@@ -168,17 +170,45 @@ def prepare(petition: Petition, data: UpdateCreate) -> dict[str, dict[str, str]]
 
 
 def send(
-    session: Session, *, petition: Petition, data: UpdateCreate, user: User, settings: Settings
+    session: Session,
+    *,
+    petition: Petition,
+    data: UpdateCreate,
+    user: User,
+    settings: Settings,
+    key: str | None = None,
 ) -> UpdateSent:
-    """Record an update and queue it, throttled, for every signer who should get it."""
+    """Record an update and queue it, throttled, for every signer who should get it.
+
+    With a `key`, a second request carrying it (a double click, a client retrying) sends
+    nothing and answers as the first did; the same key with other texts is refused.
+    """
     assert petition.id is not None
     translations = _translations(petition, data)
+    if key is not None and not 0 < len(key) <= SEND_KEY_MAX:
+        raise field_problem("Idempotency-Key", "string_too_long", "use at most 64 characters")
+    if key is not None:
+        earlier = _sent_with_key(session, petition_id=petition.id, key=key)
+        if earlier is not None:
+            return _replayed(earlier, translations)
     now = utcnow()
     record = PetitionUpdate(
-        petition_id=petition.id, translations=translations, sent_by=user.id, created_at=now
+        petition_id=petition.id,
+        translations=translations,
+        sent_by=user.id,
+        created_at=now,
+        send_key=key,
     )
-    session.add(record)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:
+        # The same key committed by a concurrent request while this one was deciding.
+        assert key is not None
+        earlier = _sent_with_key(session, petition_id=petition.id, key=key)
+        assert earlier is not None
+        return _replayed(earlier, translations)
     assert record.id is not None
     update_id = int(record.id)
 
@@ -215,12 +245,39 @@ def send(
     )
     whole = start.replace(microsecond=0)
     last = max(recipients - 1, 0)
+    record.first_send_at = whole + timedelta(microseconds=_offset_us(start, 0, rate))
+    record.last_send_at = whole + timedelta(microseconds=_offset_us(start, last, rate))
+    session.flush()
+    return _sent(record)
+
+
+def _sent_with_key(session: Session, *, petition_id: int, key: str) -> PetitionUpdate | None:
+    return session.exec(
+        select(PetitionUpdate).where(
+            PetitionUpdate.petition_id == petition_id, PetitionUpdate.send_key == key
+        )
+    ).first()
+
+
+def _sent(record: PetitionUpdate) -> UpdateSent:
+    assert record.id is not None
+    assert record.first_send_at is not None and record.last_send_at is not None
     return UpdateSent(
-        id=update_id,
-        recipients=recipients,
-        first_send_at=whole + timedelta(microseconds=_offset_us(start, 0, rate)),
-        last_send_at=whole + timedelta(microseconds=_offset_us(start, last, rate)),
+        id=record.id,
+        recipients=record.recipients,
+        first_send_at=record.first_send_at,
+        last_send_at=record.last_send_at,
     )
+
+
+def _replayed(earlier: PetitionUpdate, translations: dict[str, dict[str, str]]) -> UpdateSent:
+    if earlier.translations != translations:
+        raise field_problem(
+            "Idempotency-Key",
+            "idempotency_key_reused",
+            "this key was already used to send a different update; use a new key",
+        )
+    return _sent(earlier)
 
 
 def list_updates(session: Session, *, petition: Petition) -> UpdateList:

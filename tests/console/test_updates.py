@@ -138,3 +138,35 @@ def test_refused_updates_come_back_next_to_their_fields_and_nothing_is_queued(
     assert list(session.exec(select(AuditEntry.action).order_by(col(AuditEntry.id)))) == [
         "console.sign_in"
     ]
+
+
+def test_send_pressed_twice_sends_the_update_once(
+    client: TestClient, session: Session, petition: Petition, organiser: Account
+) -> None:
+    add_signers(session, petition, 2)
+    signed_in(client, organiser.email, organiser.password)
+    page = client.get(f"/admin/petitions/{petition.slug}/updates")
+    review = client.post(
+        f"/admin/petitions/{petition.slug}/updates/review",
+        data={**TEXTS, "csrf_token": csrf_of(page.text)},
+    )
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', review.text))
+    assert fields["send_key"]
+    fields["step"] = "send"
+    path = f"/admin/petitions/{petition.slug}/updates"
+    first = client.post(path, data=fields, follow_redirects=False)
+    second = client.post(path, data=fields, follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    assert queued(session) == 2
+    assert len(session.exec(select(PetitionUpdate)).all()) == 1
+
+    # A new review is a new update: the organiser meant to send it again.
+    again = client.post(
+        f"/admin/petitions/{petition.slug}/updates/review",
+        data={**TEXTS, "csrf_token": csrf_of(page.text)},
+    )
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', again.text))
+    fields["step"] = "send"
+    assert client.post(path, data=fields, follow_redirects=False).status_code == 303
+    assert queued(session) == 4
