@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlmodel import Session
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import api_router, page_router
 from app.console.rendering import STATIC_DIR, STATIC_URL
@@ -22,6 +21,7 @@ from app.core.db import make_engine
 from app.core.docs import install_docs
 from app.core.error_pages import install_error_pages, install_slash_redirects
 from app.core.errors import document_problems, install_problem_handlers
+from app.core.headers import SecurityHeaders, secure_unexpected_errors
 from app.core.http import CachedReads
 from app.core.lanes import AdminLane
 from app.core.logging import RequestLog, configure_logging
@@ -31,53 +31,6 @@ from app.signatures.batch import SigningBatcher
 from app.signatures.fastpath import FastSigning
 
 OPENAPI_URL = "/api/v1/openapi.json"
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-    # Nothing is stored by a browser or a shared cache unless its route says it may: tokened
-    # pages and personal answers must never be, and public reads say so (core/http.py).
-    (b"cache-control", b"private, no-store"),
-]
-
-
-def _may_be_framed(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether a response's own Content-Security-Policy lets some sites frame it (the embeddable
-    sign form): then it gets no X-Frame-Options, whose DENY would refuse them too."""
-    return any(
-        name.lower() == b"content-security-policy"
-        and b"frame-ancestors" in value
-        and b"frame-ancestors 'none'" not in value
-        for name, value in headers
-    )
-
-
-class SecurityHeaders:
-    """Adds security headers a response has not set. Plain ASGI: @app.middleware("http")
-    (BaseHTTPMiddleware) costs a task group and a stream per request, ~10% of a signature."""
-
-    def __init__(self, app: ASGIApp, *, content_security_policy: str) -> None:
-        self.app = app
-        self.headers = [
-            *SECURITY_HEADERS,
-            (b"content-security-policy", content_security_policy.encode("latin-1")),
-        ]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                if _may_be_framed(message.get("headers", [])):
-                    present.add(b"x-frame-options")  # (there is no "allow these sites" value)
-                extra = [(n, v) for n, v in self.headers if n not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -136,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     document_problems(app)
     install_error_pages(app)
+    # Answers to unexpected errors are made outside every middleware: they get the headers here.
+    secure_unexpected_errors(app, content_security_policy=page_policy(settings))
     install_slash_redirects(app)
 
     app.add_middleware(FastSigning)

@@ -83,6 +83,26 @@ def test_a_captcha_provider_is_allowed_its_script_and_frame(settings: Settings) 
     assert policy["frame-src"] == "https://challenges.cloudflare.com"
 
 
+def test_an_unexpected_error_page_has_the_policy_and_the_other_headers(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for accept in ("text/html", "application/json"):
+            answer = client.get("/boom", headers={"Accept": accept})
+            assert answer.status_code == 500
+            assert answer.headers["content-type"].startswith(accept.replace("json", "problem+json"))
+            policy = directives(answer.headers["content-security-policy"])
+            assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+            assert answer.headers["x-frame-options"] == "DENY"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["cache-control"] == "private, no-store"
+        assert "a bug" not in answer.text
+
+
 def test_docs_pages_load_only_local_assets(client: TestClient) -> None:
     for path in ("/docs", "/redoc"):
         page = client.get(path)
