@@ -23,12 +23,14 @@ issue #14. Needs `wrk` (Debian package `wrk`).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import re
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -36,6 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psycopg
 
@@ -407,6 +410,14 @@ def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
     return elapsed, peak_mb
 
 
+def _try_lock(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="server processes (both servers)")
@@ -589,4 +600,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # One run at a time on a machine: two would drop each other's database and share the cores.
+    with open(Path(tempfile.gettempdir()) / "chorus-bench.lock", "w") as lock:
+        if not _try_lock(lock):
+            print("waiting for another bench run on this machine to finish...", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        sys.exit(main())
