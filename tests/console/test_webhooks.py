@@ -7,6 +7,7 @@ CSRF as everywhere."""
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from collections.abc import Iterator
@@ -25,12 +26,13 @@ from app.audit.models import AuditEntry
 from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.i18n import babel_locale
+from app.core.i18n import babel_locale, catalog
 from app.email.models import OutboxMessage
 from app.main import create_app
 from app.petitions.models import Petition
+from app.webhooks import addresses
 from app.webhooks.models import WebhookEndpoint
-from tests.conftest import Account
+from tests.conftest import ROOT, Account
 from tests.console.helpers import csrf_of, signed_in
 from tests.factories import make_petition
 from tests.webhooks.conftest import Receiver, confirm, sign
@@ -401,3 +403,20 @@ def test_roles_csrf_and_signed_out_visitors(
     page = client.get(f"{base}/{endpoint.id}")
     assert page.status_code == 200 and "whsec_" not in page.text
     assert csrf_of(page.text)
+
+
+def test_every_refusal_and_text_of_the_pages_is_in_each_language() -> None:
+    tree = ast.parse((ROOT / "app/webhooks/addresses.py").read_text("utf-8"))
+    reasons = {
+        node.args[1].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "Refused"
+        and isinstance(node.args[1], ast.Constant)
+    }
+    reasons |= {f"{reason}{suffix}" for reason in addresses.WHY for suffix in ("", "_resolved")}
+    assert len(reasons) == 15
+    english = {key for key in catalog("en") if key.startswith("console.webhooks.")}
+    assert {f"console.webhooks.refused.{reason}" for reason in reasons} <= english
+    for locale in ("ko", "uk"):
+        assert english <= set(catalog(locale)), locale
