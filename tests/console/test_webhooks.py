@@ -407,8 +407,8 @@ def test_roles_csrf_and_signed_out_visitors(
 
 def test_every_refusal_and_text_of_the_pages_is_in_each_language() -> None:
     tree = ast.parse((ROOT / "app/webhooks/addresses.py").read_text("utf-8"))
-    reasons = {
-        node.args[1].value
+    reasons: set[str] = {
+        str(node.args[1].value)
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and getattr(node.func, "id", "") == "Refused"
