@@ -17,6 +17,7 @@ from app.console import (
     signatures,
     signin,
     updates,
+    webhooks,
 )
 from app.console.rendering import ConsoleRoute
 from app.console.session import ConsoleDep
@@ -32,6 +33,7 @@ router.include_router(updates.router)
 router.include_router(signatures.router)
 router.include_router(letter_templates.router)
 router.include_router(donations.router)
+router.include_router(webhooks.router)
 router.include_router(accounts.router)
 router.include_router(safety.router)
 

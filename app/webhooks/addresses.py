@@ -28,29 +28,47 @@ _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 
 
 class Refused(Exception):
-    """A URL or address webhooks may not use; the text says why, for the organiser."""
+    """A URL or address webhooks may not use. The text says why, for the organiser (the API's
+    message); `reason` names the rule broken and `values` the host or address concerned, for a
+    page that says it in its reader's language (the console)."""
+
+    def __init__(self, message: str, reason: str, **values: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.values = values
+
+
+# What `refusal`'s reasons mean, in the API's words.
+WHY = {
+    "loopback": "a loopback address",
+    "not_public": "not a public address (private, link-local or reserved)",
+}
 
 
 def parse(url: str) -> httpx.URL:
     """The URL if its form is acceptable (http or https, a host name or address, no user name
     or password, no fragment); Refused otherwise. Addresses are checked by `check`/`resolve`."""
+    if not url:
+        raise Refused("Give the URL to send the events to.", "empty")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise Refused("The URL may not contain spaces or control characters.")
+        raise Refused("The URL may not contain spaces or control characters.", "characters")
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError):
-        raise Refused("This is not a URL.") from None
+        raise Refused("This is not a URL.", "not_url") from None
     if parsed.scheme not in ("http", "https"):
-        raise Refused("Use an http:// or https:// URL.")
+        raise Refused("Use an http:// or https:// URL.", "scheme")
     if parsed.userinfo:
-        raise Refused("Put no user name or password in the URL: deliveries are signed instead.")
+        raise Refused(
+            "Put no user name or password in the URL: deliveries are signed instead.", "userinfo"
+        )
     if parsed.fragment:
-        raise Refused("A URL with a #fragment cannot be requested; leave it out.")
+        raise Refused("A URL with a #fragment cannot be requested; leave it out.", "fragment")
     host = parsed.raw_host.decode("ascii").lower()
     if not host:
-        raise Refused("The URL needs a host.")
+        raise Refused("The URL needs a host.", "no_host")
     if _literal(host) is None and not _HOSTNAME.fullmatch(host):
-        raise Refused("The URL's host is not a valid host name.")
+        raise Refused("The URL's host is not a valid host name.", "bad_host", host=host)
     return parsed
 
 
@@ -62,20 +80,21 @@ def _literal(host: str) -> IPAddress | None:
 
 
 def refusal(address: IPAddress, settings: Settings) -> str | None:
-    """Why a webhook may not be sent to `address`, e.g. "a loopback address" (None: it may)."""
+    """Why a webhook may not be sent to `address`: "loopback" or "not_public" (WHY says what
+    they mean); None: it may."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address.is_loopback:
         if settings.WEBHOOK_ALLOW_LOOPBACK:
             return None
-        return "a loopback address"
+        return "loopback"
     if (
         not address.is_global
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
     ):
-        return "not a public address (private, link-local or reserved)"
+        return "not_public"
     return None
 
 
@@ -85,12 +104,22 @@ def _port(url: httpx.URL) -> int:
 
 def _check_all(host: str, addresses: list[IPAddress], settings: Settings) -> None:
     if not addresses:
-        raise Refused(f"{host} does not resolve to any address.")
+        raise Refused(f"{host} does not resolve to any address.", "no_address", host=host)
     for address in addresses:
         reason = refusal(address, settings)
-        if reason is not None:
-            where = host if _literal(host) is not None else f"{host} resolves to {address}, which"
-            raise Refused(f"Webhooks go to public addresses only: {where} is {reason}.")
+        if reason is None:
+            continue
+        if _literal(host) is not None:
+            raise Refused(
+                f"Webhooks go to public addresses only: {host} is {WHY[reason]}.", reason, host=host
+            )
+        raise Refused(
+            f"Webhooks go to public addresses only: {host} resolves to {address}, which is "
+            f"{WHY[reason]}.",
+            f"{reason}_resolved",
+            host=host,
+            address=str(address),
+        )
 
 
 def _addresses(infos: list[Any]) -> list[IPAddress]:
@@ -108,7 +137,7 @@ def check(url: str, settings: Settings) -> httpx.URL:
     address of its host public); Refused with the reason otherwise. Looks the host up."""
     parsed = parse(url)
     if settings.ENVIRONMENT == "production" and parsed.scheme != "https":
-        raise Refused("Use an https:// URL: deliveries carry signers' data.")
+        raise Refused("Use an https:// URL: deliveries carry signers' data.", "https_only")
     host = parsed.raw_host.decode("ascii").lower()
     literal = _literal(host)
     if literal is not None:
@@ -117,7 +146,9 @@ def check(url: str, settings: Settings) -> httpx.URL:
     try:
         infos = socket.getaddrinfo(host, _port(parsed), type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise Refused(f"{host} does not resolve: check the host name.") from None
+        raise Refused(
+            f"{host} does not resolve: check the host name.", "unresolvable", host=host
+        ) from None
     _check_all(host, _addresses(infos), settings)
     return parsed
 
@@ -144,7 +175,7 @@ async def resolve(url: str, settings: Settings) -> Destination:
         try:
             infos = await loop.getaddrinfo(host, _port(parsed), type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
-            raise Refused(f"{host} does not resolve ({exc})") from None
+            raise Refused(f"{host} does not resolve ({exc})", "unresolvable", host=host) from None
         addresses = _addresses(infos)
     _check_all(host, addresses, settings)
     netloc = parsed.netloc.decode("ascii")

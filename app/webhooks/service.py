@@ -86,25 +86,34 @@ def to_admin(endpoint: WebhookEndpoint) -> WebhookAdmin:
     )
 
 
+class UrlRefused(ProblemError):
+    """422: the URL is not one webhooks may use. The API answers the English reason; `refused`
+    keeps the rule and host concerned, for the console to say it in its reader's language."""
+
+    def __init__(self, refused: addresses.Refused) -> None:
+        super().__init__(
+            422,
+            "validation",
+            "Your request has invalid fields",
+            f"url: {refused}",
+            errors=[FieldError(field="url", type="url_refused", message=str(refused))],
+        )
+        self.refused = refused
+
+
 def create(
     session: Session, *, actor: User, campaign: Campaign, data: WebhookCreate, settings: Settings
 ) -> WebhookCreated:
     """Register an endpoint; the answer holds its secret, which is never shown again.
 
-    422 when the URL is not one webhooks may use (addresses.check: http(s), https in
-    production, every address of the host public).
+    UrlRefused (422) when the URL is not one webhooks may use (addresses.check: http(s), https
+    in production, every address of the host public).
     """
     assert campaign.id is not None
     try:
         addresses.check(data.url, settings)
     except addresses.Refused as exc:
-        raise ProblemError(
-            422,
-            "validation",
-            "Your request has invalid fields",
-            f"url: {exc}",
-            errors=[FieldError(field="url", type="url_refused", message=str(exc))],
-        ) from None
+        raise UrlRefused(exc) from None
     secret = _new_secret()
     endpoint = WebhookEndpoint(
         campaign_id=campaign.id,
@@ -194,6 +203,31 @@ def attempts(
     rows = session.exec(query.order_by(col(WebhookAttempt.id).desc()).limit(limit + 1)).all()
     page = [WebhookAttemptAdmin.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return page, (page[-1].id if len(rows) > limit else None)
+
+
+def next_tries(
+    session: Session, *, endpoint: WebhookEndpoint, attempt_ids: list[int]
+) -> dict[int, datetime]:
+    """When the worker tries the event of each of these failed attempts again, by attempt id:
+    for the latest attempt of an event still on its way (its outbox message pending, the
+    endpoint on), the time its message is due. An event delivered, given up, or dropped
+    because the endpoint is off has none; nor has one the worker is sending right now."""
+    if endpoint.disabled_at is not None or not attempt_ids:
+        return {}
+    outcome = outbox.outcomes()
+    rows = session.execute(
+        select(col(WebhookAttempt.id), outcome.c.next_attempt_at)
+        .join(outcome, outcome.c.id == col(WebhookAttempt.outbox_id))
+        .where(
+            col(WebhookAttempt.id).in_(attempt_ids),
+            col(WebhookAttempt.endpoint_id) == endpoint.id,
+            col(WebhookAttempt.delivered).is_(False),
+            outcome.c.status == OutboxStatus.pending,
+            # The claim that made this attempt counted it; a later claim counts one more.
+            outcome.c.attempts == col(WebhookAttempt.attempt),
+        )
+    ).all()
+    return {attempt_id: due for attempt_id, due in rows}
 
 
 # --- emitting events --------------------------------------------------------------------------

@@ -66,9 +66,7 @@ def endpoint_disabled(
         since=date_time(endpoint.failing_since, locale),
         hours=round(settings.WEBHOOK_DISABLE_AFTER_HOURS),
         last_error=(last.error or "") if last is not None else "",
-        enable_url=settings.public_url(
-            f"/api/v1/admin/campaigns/{campaign.slug}/webhooks/{endpoint.id}/enable"
-        ),
+        enable_url=settings.public_url(f"/admin/campaigns/{campaign.slug}/webhooks/{endpoint.id}"),
     )
     return EmailMessage(
         to=user.email,

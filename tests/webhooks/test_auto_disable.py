@@ -103,7 +103,8 @@ def test_a_day_of_failures_switches_the_endpoint_off_and_tells_the_organisers(
     assert "503" in body_text(uk)  # the last attempt's answer
     en = by_recipient[english.email]
     assert "switched off" in body_text(en) and "more than 24 hours" in body_text(en)
-    assert f"/webhooks/{endpoint_id}/enable" in body_text(en)
+    # Where to switch it on again: its page in the console.
+    assert f"/admin/campaigns/{campaign.slug}/webhooks/{endpoint_id}\n" in body_text(en)
     listed = hook_client.get(
         f"/api/v1/admin/campaigns/{campaign.slug}/webhooks", headers=english.headers
     ).json()["data"][0]
