@@ -4,6 +4,7 @@ the number of people it will go to, send it; and the updates sent before. The up
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -104,6 +105,8 @@ def review(
             petition,
             texts=[(loc, texts[loc]) for loc in _locales(petition) if loc in texts],
             audience=update_service.audience(session, petition=petition),
+            # One key per review: "Send" clicked twice, or the page re-posted, sends once.
+            send_key=secrets.token_urlsafe(16),
         ),
     )
 
@@ -130,6 +133,7 @@ def send(
             data=UpdateCreate.model_validate({"translations": translations(fields, TEXT_FIELDS)}),
             user=console.user,
             settings=settings,
+            key=fields.get("send_key") or None,
         ),
     )
     if sent is None:
