@@ -26,6 +26,7 @@ from app.petitions import service as petition_service
 from app.petitions.models import Petition, PetitionStatus
 from app.targets.models import Target, TargetGroup
 from app.updates.models import PetitionUpdate
+from app.webhooks.models import WebhookEndpoint
 from tests.conftest import Account
 from tests.console.helpers import signed_in
 from tests.factories import make_petition
@@ -302,6 +303,15 @@ def world(
     campaign.translations = {"en": {"name": "Campaign A, not yours", "description": "Secret."}}
     session.add(campaign)
     session.commit()
+    endpoint = WebhookEndpoint(
+        campaign_id=campaign.id,
+        url="https://crm.campaign-a.example.org/hooks/chorus",
+        events=["signature.confirmed"],
+        scope="counts",
+        secret_sealed="not used here",
+    )
+    session.add(endpoint)
+    session.commit()
     organiser = make_account("organiser", [slug])
     user_id = session.exec(select(User.id).where(User.email == organiser.email)).one() or 0
     _, token_id, rule_id = admin_rows
@@ -316,6 +326,7 @@ def world(
         ("", "user_id"): str(user_id),
         ("", "token_id"): str(token_id),
         ("", "rule_id"): str(rule_id),
+        ("", "endpoint_id"): str(endpoint.id),
         ("", "rest"): f"petitions/{petition.slug}/no-such-page",
     }
     secrets = [
@@ -324,6 +335,7 @@ def world(
         official.email or "",
         "bulk0@example.org",  # a signer (tests/updates add_signers)
         organiser.email,
+        "crm.campaign-a.example.org",
     ]
     return World(values, secrets, organiser, petition, official, (user_id, token_id, rule_id))
 
