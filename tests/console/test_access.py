@@ -26,7 +26,7 @@ from app.petitions import service as petition_service
 from app.petitions.models import Petition, PetitionStatus
 from app.targets.models import Target, TargetGroup
 from app.updates.models import PetitionUpdate
-from app.webhooks.models import WebhookEndpoint
+from app.webhooks.models import Scope, WebhookEndpoint
 from tests.conftest import Account
 from tests.console.helpers import signed_in
 from tests.factories import make_petition
@@ -303,11 +303,12 @@ def world(
     campaign.translations = {"en": {"name": "Campaign A, not yours", "description": "Secret."}}
     session.add(campaign)
     session.commit()
+    assert campaign.id is not None
     endpoint = WebhookEndpoint(
         campaign_id=campaign.id,
         url="https://crm.campaign-a.example.org/hooks/chorus",
         events=["signature.confirmed"],
-        scope="counts",
+        scope=Scope.counts,
         secret_sealed="not used here",
     )
     session.add(endpoint)
