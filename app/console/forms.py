@@ -22,6 +22,19 @@ async def form_fields(request: Request) -> dict[str, str]:
 FormFields = Annotated[dict[str, str], Depends(form_fields)]
 
 
+async def form_lists(request: Request) -> dict[str, list[str]]:
+    """Every value of each text field of the posted form (checkboxes sharing a name)."""
+    form = await request.form()
+    out: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            out.setdefault(key, []).append(value[:MAX_FIELD])
+    return out
+
+
+FormLists = Annotated[dict[str, list[str]], Depends(form_lists)]
+
+
 def number(value: str, locale: str) -> Any:
     """A whole number as the reader writes it (`100,000`, `100 000`); anything else is passed
     on as typed, for the model to refuse with its own message."""

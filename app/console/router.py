@@ -9,6 +9,8 @@ from app.console import (
     accounts,
     campaigns,
     dashboard,
+    delivery,
+    delivery_letters,
     donations,
     letter_templates,
     officials,
@@ -32,6 +34,8 @@ router.include_router(officials.router)
 router.include_router(updates.router)
 router.include_router(signatures.router)
 router.include_router(letter_templates.router)
+router.include_router(delivery.router)
+router.include_router(delivery_letters.router)
 router.include_router(donations.router)
 router.include_router(webhooks.router)
 router.include_router(accounts.router)

@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 from app.email import outbox
 from app.email.models import OutboxStatus
 from app.letters.models import DeliveryLogEntry, DeliveryState, LetterDelivery, PetitionDelivery
-from app.targets.models import Target
+from app.targets.models import DeliveryChannel, Target
 
 # The outbox knows best once it has sent, given up on or cancelled the e-mail.
 OUTCOME = outbox.outcomes()
@@ -78,13 +78,20 @@ def log(
     state: DeliveryState | None = None,
     after: int = 0,
     limit: int = 100,
+    target_id: int | None = None,
+    channel: DeliveryChannel | None = None,
 ) -> tuple[list[DeliveryLogEntry], int | None]:
-    """A page of the petition's log, oldest first, and the id to continue after (or None)."""
+    """A page of the petition's log, oldest first, and the id to continue after (or None);
+    only the letters in `state`, to one official, or going by one channel when asked."""
     query = log_query().where(
         col(LetterDelivery.petition_id) == petition_id, col(LetterDelivery.id) > after
     )
     if state is not None:
         query = query.where(STATE == state.value)
+    if target_id is not None:
+        query = query.where(col(LetterDelivery.target_id) == target_id)
+    if channel is not None:
+        query = query.where(col(LetterDelivery.channel) == channel)
     rows = session.execute(query.order_by(col(LetterDelivery.id)).limit(limit + 1)).all()
     entries = [entry(row) for row in rows[:limit]]
     return entries, (entries[-1].id if len(rows) > limit else None)

@@ -6,10 +6,16 @@ import unicodedata
 from collections.abc import Iterator
 
 from fpdf import FPDF
+from sqlmodel import Session
 
+from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.fonts import installed
+from app.core.i18n import country_name
+from app.letters import engine
 from app.letters.engine import Rendered
+from app.letters.models import LetterDelivery
+from app.letters.tasks import render_delivery
 from app.targets.models import Target
 
 
@@ -105,3 +111,28 @@ def letter_pdf(
     pdf.ln(6)
     pdf.block(rendered.text.splitlines(), size=11, height=5.5)
     return bytes(pdf.output())
+
+
+def printable(session: Session, *, delivery: LetterDelivery, settings: Settings) -> bytes:
+    """A letter of the delivery log as its printable PDF (any letter prints; postal ones must):
+    the supporter's address as the sender of their letter, the campaign's of a delivery. 409
+    when the letter is not sent (cancelled) or its template fails."""
+    try:
+        rendered = render_delivery(session, delivery, settings)
+    except engine.TemplateProblem as exc:
+        raise ProblemError(
+            409, "letter-unrenderable", "The letter's template fails", str(exc)
+        ) from None
+    if rendered is None:
+        raise ProblemError(409, "letter-cancelled", "This letter is not sent")
+    content, target, supporter, _petition_delivery, _petition = rendered
+    if supporter is not None:
+        sender = [
+            supporter.name,
+            supporter.city,
+            country_name(supporter.country, target.language),
+            supporter.email,
+        ]
+    else:
+        sender = [settings.MAIL_FROM_NAME, settings.MAIL_FROM]
+    return letter_pdf(content, target=target, sender=sender, fonts=settings.PDF_FONTS)

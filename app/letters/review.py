@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from typing import Any
+
+from sqlalchemy import and_
+from sqlmodel import Session, col, select
 
 from app.audit import service as audit_service
 from app.auth import service as auth_service
@@ -10,8 +13,14 @@ from app.auth.models import User
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import ProblemError
-from app.letters import scheduling
-from app.letters.models import DeliveryState, Letter, LetterDelivery, PetitionDelivery
+from app.letters import delivery_log, scheduling
+from app.letters.models import (
+    DeliveryLogEntry,
+    DeliveryState,
+    Letter,
+    LetterDelivery,
+    PetitionDelivery,
+)
 from app.petitions.models import Petition
 from app.targets.models import DeliveryChannel, Target
 from app.webhooks import payloads as webhook_payloads
@@ -31,11 +40,41 @@ def managed_delivery(session: Session, *, user: User, delivery_id: int) -> Lette
     return delivery
 
 
+def awaiting_review() -> Any:
+    """The letters `release` and `discard` take: held for an organiser's review (near-duplicates).
+    A letter the daily cap holds for a later day is not among them: it waits in the outbox."""
+    return and_(
+        col(LetterDelivery.state) == DeliveryState.held, col(LetterDelivery.outbox_id).is_(None)
+    )
+
+
+def _awaits_review(delivery: LetterDelivery) -> bool:
+    return delivery.state == DeliveryState.held and delivery.outbox_id is None
+
+
+def held_for_review(
+    session: Session, *, petition_id: int, limit: int = 100
+) -> list[tuple[DeliveryLogEntry, Letter | None]]:
+    """The petition's letters awaiting review, oldest first, each with the supporter's letter."""
+    rows = session.execute(
+        delivery_log.log_query()
+        .where(col(LetterDelivery.petition_id) == petition_id, awaiting_review())
+        .order_by(col(LetterDelivery.id))
+        .limit(limit)
+    ).all()
+    entries = [delivery_log.entry(row) for row in rows]
+    ids = {e.letter_id for e in entries if e.letter_id is not None}
+    letters = {
+        letter.id: letter for letter in session.exec(select(Letter).where(col(Letter.id).in_(ids)))
+    }
+    return [(e, letters.get(e.letter_id) if e.letter_id else None) for e in entries]
+
+
 def release(
     session: Session, *, actor: User, delivery: LetterDelivery, settings: Settings
 ) -> LetterDelivery:
     """Send a held letter after all (an organiser's review of a near-duplicate)."""
-    if delivery.state != DeliveryState.held or delivery.outbox_id is not None:
+    if not _awaits_review(delivery):
         raise ProblemError(409, "letter-not-held", "Only a letter held for review can be released")
     target = session.get(Target, delivery.target_id)
     assert target is not None
@@ -46,7 +85,7 @@ def release(
 
 def discard(session: Session, *, actor: User, delivery: LetterDelivery) -> LetterDelivery:
     """Never send a held letter (an organiser's review of a near-duplicate)."""
-    if delivery.state != DeliveryState.held or delivery.outbox_id is not None:
+    if not _awaits_review(delivery):
         raise ProblemError(409, "letter-not-held", "Only a letter held for review can be discarded")
     scheduling.set_state(session, delivery, DeliveryState.cancelled, "discarded by an organiser")
     _audit(session, actor, delivery, "letter.discard")

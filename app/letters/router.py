@@ -17,7 +17,7 @@ from app.campaigns import service as campaign_service
 from app.core.deps import SessionDep, SettingsDep
 from app.core.errors import Problem, ProblemError, field_problem
 from app.core.http import json_response
-from app.core.i18n import country_name, negotiate
+from app.core.i18n import negotiate
 from app.letters import delivery_log as letter_log
 from app.letters import engine, pdf, review, supporters, templates
 from app.letters import petition_delivery as delivery_service
@@ -39,7 +39,6 @@ from app.letters.models import (
     TemplatesAdmin,
     TemplateSave,
 )
-from app.letters.tasks import render_delivery
 from app.petitions import service as petition_service
 from app.petitions.models import DB_INT_MAX
 from app.signatures.models import ConfirmRequest
@@ -312,25 +311,7 @@ def letter_pdf(
 ) -> Response:
     """The letter as a printable A4 PDF (for officials reached by post; any letter prints)."""
     delivery = review.managed_delivery(session, user=user, delivery_id=letter_id)
-    try:
-        rendered = render_delivery(session, delivery, settings)
-    except engine.TemplateProblem as exc:
-        raise ProblemError(
-            409, "letter-unrenderable", "The letter's template fails", str(exc)
-        ) from None
-    if rendered is None:
-        raise ProblemError(409, "letter-cancelled", "This letter is not sent")
-    content, target, supporter, petition_delivery, _petition = rendered
-    if supporter is not None:
-        sender = [
-            supporter.name,
-            supporter.city,
-            country_name(supporter.country, target.language),
-            supporter.email,
-        ]
-    else:
-        sender = [settings.MAIL_FROM_NAME, settings.MAIL_FROM]
-    document = pdf.letter_pdf(content, target=target, sender=sender, fonts=settings.PDF_FONTS)
+    document = pdf.printable(session, delivery=delivery, settings=settings)
     return Response(
         document,
         media_type="application/pdf",
