@@ -6,30 +6,35 @@ writes a petition in English and Korean, adds an official who gets e-mail, addre
 to them and opens it. A supporter signs on the public page and confirms with the link of the
 e-mail the real SMTP server received (sent by the real outbox worker). The console's petition page
 then shows the count and the chart; the organiser saves a delivery letter with a sandbox error,
-sees it beside its line, fixes it and previews it as the official gets it; finally downloads the
-signatures as CSV. Every console page on the way passes axe (no serious or critical violation),
+sees it beside its line, fixes it and previews it as the official gets it; delivers the petition
+(the official receives that letter with the real count) and downloads the annex and the manifest,
+whose SHA-256 must agree; finally downloads the signatures as CSV. Every console page on the way passes axe (no serious or critical violation),
 has no horizontal scroll at 390 px and no CSP complaint (`check`).
 
 Each step is a function of the `Journey` (the browser page, the server, the names of the
 campaign, petition, official and supporter), called in order by the test: a step can be added
-between two others (delivery, after the letter template) without changing the rest.
+between two others without changing the rest.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from sqlmodel import Session, select
 
+from app.letters.models import PetitionDelivery
 from app.petitions.models import Petition, PetitionStatus
-from tests.conftest import ROOT, Account, LiveServer, Mailbox, confirm_link
+from tests.conftest import ROOT, Account, LiveServer, Mailbox, body_text, confirm_link
 from tests.console.test_console_browser import (  # noqa: F401 (fixtures)
     EN,
     PHONE,
@@ -47,6 +52,9 @@ from tests.test_cli import run_chorus
 pytestmark = pytest.mark.browser
 
 KO: dict[str, str] = json.loads((ROOT / "app/locales/console.ko.json").read_text("utf-8"))
+DELIVERY: dict[str, str] = json.loads(
+    (ROOT / "app/locales/console-delivery.en.json").read_text("utf-8")
+)
 
 
 @dataclass
@@ -342,7 +350,57 @@ def organiser_writes_the_delivery_letter(journey: Journey) -> None:
     journey.check("delivery letter, saved")
 
 
-# --- 6. the signatures, downloaded as CSV ---------------------------------------------------------
+# --- 6. delivery: the letter as written, the annex downloaded and checked against the manifest ---
+
+
+def organiser_delivers_the_petition(
+    journey: Journey, session: Session, smtp: Mailbox, outbox: Callable[..., int]
+) -> None:
+    from playwright.sync_api import expect
+
+    page = journey.page
+    journey.to_petition("before delivering")
+    page.get_by_role("link", name=DELIVERY["console.petition.delivery"]).click()
+    expect(page.locator("h1")).to_have_text(DELIVERY["console.delivery.title"])
+    expect(page.get_by_test_id("upcoming")).to_contain_text("1 confirmed signature")
+    journey.check("delivery")
+    page.get_by_role("button", name=DELIVERY["console.delivery.continue"]).click()
+    expect(page.locator("h1")).to_have_text(DELIVERY["console.delivery.confirm_title"])
+    journey.check("delivery confirmation")
+    page.get_by_role("button", name=DELIVERY["console.delivery.deliver_now"]).click()
+    expect(page.get_by_test_id("done")).to_have_text(
+        DELIVERY["console.delivery.done.delivered"].format(number=1)
+    )
+    _run_outbox(outbox)
+    # The official gets the letter the organiser wrote in step 5, with the real count.
+    [letter] = smtp.to(journey.official_email)
+    assert f"Dear {journey.official}," in body_text(letter)
+    assert "1 people ask you." in body_text(letter)
+
+    page.reload()
+    delivery = page.get_by_test_id("delivery-1")
+    expect(delivery.locator("[data-testid=state]", has_text="Sent")).to_have_count(1)
+    journey.check("delivered")
+    with page.expect_download() as annex_info:
+        delivery.get_by_role(
+            "link", name=re.compile("^" + re.escape(DELIVERY["console.delivery.download_annex"]))
+        ).click()
+    with page.expect_download() as manifest_info:
+        delivery.get_by_role(
+            "link",
+            name=re.compile("^" + re.escape(DELIVERY["console.delivery.download_manifest"])),
+        ).click()
+    annex = Path(annex_info.value.path()).read_bytes()
+    manifest = json.loads(Path(manifest_info.value.path()).read_text("utf-8"))
+    assert hashlib.sha256(annex).hexdigest() == manifest["annex"]["sha256"]
+    [made] = session.exec(select(PetitionDelivery)).all()
+    assert made.annex_sha256 == manifest["annex"]["sha256"]
+    rows = list(csv.DictReader(io.StringIO(annex.decode("utf-8-sig"))))
+    assert [(row["name"], row["country"]) for row in rows] == [(journey.supporter, "KR")]
+    assert "email" not in rows[0]  # officials never get e-mail addresses
+
+
+# --- 7. the signatures, downloaded as CSV ---------------------------------------------------------
 
 
 def organiser_downloads_the_signatures(journey: Journey) -> None:
@@ -384,6 +442,7 @@ def test_an_organiser_runs_a_petition_from_the_console_alone(
     supporter_signs_and_confirms(browser, journey, smtp, outbox)
     organiser_sees_the_count_and_the_chart(journey)
     organiser_writes_the_delivery_letter(journey)
+    organiser_delivers_the_petition(journey, session, smtp, outbox)
     organiser_downloads_the_signatures(journey)
 
     petition = session.exec(select(Petition).where(Petition.slug == journey.petition)).one()
