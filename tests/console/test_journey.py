@@ -8,8 +8,9 @@ e-mail the real SMTP server received (sent by the real outbox worker). The conso
 then shows the count and the chart; the organiser saves a delivery letter with a sandbox error,
 sees it beside its line, fixes it and previews it as the official gets it; delivers the petition
 (the official receives that letter with the real count) and downloads the annex and the manifest,
-whose SHA-256 must agree; finally downloads the signatures as CSV. Every console page on the way passes axe (no serious or critical violation),
-has no horizontal scroll at 390 px and no CSP complaint (`check`).
+whose SHA-256 must agree; finally downloads the signatures as CSV. Every console page on the way
+passes axe (no serious or critical violation), has no horizontal scroll at 390 px and no CSP
+complaint (`check`).
 
 Each step is a function of the `Journey` (the browser page, the server, the names of the
 campaign, petition, official and supporter), called in order by the test: a step can be added
