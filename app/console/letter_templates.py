@@ -108,9 +108,11 @@ def _editor(
     problems: list[tuple[str, int | None, str]] | None = None,
     preview: engine.Rendered | None = None,
     saved: bool = False,
+    deleted: bool = False,
 ) -> Response:
     assert campaign.id is not None
     _, targets = target_service.list_for_campaign(session, campaign_id=campaign.id)
+    stored = templates.find_template(session, campaign_id=campaign.id, kind=kind, language=language)
     problems = problems or []
     errors = dict(errors or {})
     for part, line, text in problems:  # every problem in the summary; by its field
@@ -134,6 +136,8 @@ def _editor(
             "officials": [(str(t.id), t.name) for t in targets if t.retired_at is None],
             "preview": preview,
             "saved": saved,
+            "deleted": deleted,
+            "has_saved": stored is not None,
             "nav": "dashboard",
         },
         status_code=422 if errors else 200,
@@ -149,11 +153,69 @@ def editor_page(
     console: ConsoleDep,
     session: SessionDep,
     saved: bool = False,
+    deleted: bool = False,
 ) -> Response:
     campaign = campaign_service.managed(session, user=console.user, slug=slug)
     template_kind, lang = _kind_language(kind, language)
     values = _stored(session, campaign, template_kind, lang)
-    return _editor(request, console, session, campaign, template_kind, lang, values, saved=saved)
+    return _editor(
+        request,
+        console,
+        session,
+        campaign,
+        template_kind,
+        lang,
+        values,
+        saved=saved,
+        deleted=deleted,
+    )
+
+
+@router.get("/campaigns/{slug}/letter-templates/{kind}/{language}/delete")
+def delete_page(
+    slug: str, kind: str, language: str, request: Request, console: ConsoleDep, session: SessionDep
+) -> Response:
+    """Ask before deleting the campaign's own template (the API's DELETE)."""
+    campaign = campaign_service.managed(session, user=console.user, slug=slug)
+    template_kind, lang = _kind_language(kind, language)
+    assert campaign.id is not None
+    if (
+        templates.find_template(session, campaign_id=campaign.id, kind=template_kind, language=lang)
+        is None
+    ):
+        return RedirectResponse(_path(campaign, f"/{kind}/{lang}"), status_code=303)
+    return render(
+        request,
+        console,
+        "letter_template_delete.html",
+        {
+            "campaign": campaign,
+            "campaign_name": console_service.campaign_name(campaign, console.locale),
+            "kind": kind,
+            "language": lang,
+            "builtin": template_kind == TemplateKind.delivery and lang in defaults.DELIVERY,
+            "nav": "dashboard",
+        },
+    )
+
+
+@router.post("/campaigns/{slug}/letter-templates/{kind}/{language}/delete")
+def delete(
+    slug: str, kind: str, language: str, console: ConsoleFormDep, session: SessionDep
+) -> Response:
+    campaign = campaign_service.managed(session, user=console.user, slug=slug)
+    template_kind, lang = _kind_language(kind, language)
+    assert campaign.id is not None
+    if (
+        templates.find_template(session, campaign_id=campaign.id, kind=template_kind, language=lang)
+        is None
+    ):
+        # Deleted already (the form sent twice, or by someone else): nothing more to do.
+        return RedirectResponse(_path(campaign, f"/{kind}/{lang}"), status_code=303)
+    templates.delete_template(
+        session, actor=console.user, campaign=campaign, kind=template_kind, language=lang
+    )
+    return RedirectResponse(_path(campaign, f"/{kind}/{lang}?deleted=true"), status_code=303)
 
 
 @router.post("/campaigns/{slug}/letter-templates/{kind}/{language}")

@@ -124,3 +124,38 @@ def test_roles_csrf_and_unknown_kinds(
     data = {"subject": "S", "body": FIXED, "step": "save"}
     assert client.post(f"{base}/delivery/en", data=data).status_code == 403
     assert session.exec(select(LetterTemplate)).first() is None
+
+
+def test_a_saved_template_is_deleted_after_confirming_and_the_built_in_letter_is_back(
+    client: TestClient, session: Session, campaign_slug: str, organiser: Account
+) -> None:
+    base = f"/admin/campaigns/{campaign_slug}/letter-templates/delivery/en"
+    csrf = signed_in(client, organiser.email, organiser.password)
+    built_in = client.get(base).text
+    assert 'data-testid="delete"' not in built_in  # nothing of the campaign's own to delete
+    assert client.get(f"{base}/delete", follow_redirects=False).status_code == 303
+
+    data = {"subject": "Our petition", "body": FIXED, "step": "save", "csrf_token": csrf}
+    assert client.post(base, data=data, follow_redirects=False).status_code == 303
+    editor = client.get(base).text
+    assert "people ask you to act." in editor and 'data-testid="delete"' in editor
+
+    ask = client.get(f"{base}/delete")
+    assert ask.status_code == 200
+    assert "Delete this letter template?" in ask.text
+    assert "will use the built-in letter again" in ask.text
+    assert client.post(f"{base}/delete", data={}).status_code == 403  # no CSRF token
+    assert session.exec(select(LetterTemplate)).first() is not None
+
+    done = client.post(f"{base}/delete", data={"csrf_token": csrf_of(ask.text)})
+    assert done.status_code == 200
+    assert "The template was deleted." in done.text
+    assert "people ask you to act." not in done.text  # the built-in letter again
+    assert 'data-testid="delete"' not in done.text
+    session.expire_all()
+    assert session.exec(select(LetterTemplate)).first() is None
+    [entry] = session.exec(select(AuditEntry).where(AuditEntry.action == "letter_template.delete"))
+    assert entry.actor_email == organiser.email
+    # Sent again: nothing left to delete, no error.
+    again = client.post(f"{base}/delete", data={"csrf_token": csrf_of(ask.text)})
+    assert again.status_code == 200 and "The template was deleted." not in again.text
