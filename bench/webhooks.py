@@ -130,8 +130,11 @@ def _cpu_ticks(conn: psycopg.Connection[tuple[int]]) -> dict[int, int]:
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
-        if Path(f"/proc/{pid}/comm").read_text().strip() != "wrk":
-            ours.append(pid)
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "wrk":
+                ours.append(pid)
+        except OSError:
+            continue  # gone since
     ours += [
         pid
         for (pid,) in conn.execute(
