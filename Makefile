@@ -33,7 +33,8 @@ test: $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The benchmark (see README, "Performance"): needs PostgreSQL on 127.0.0.1:5432 and wrk, and
-# about 12 minutes of an otherwise quiet machine. BENCH_ARGS=--quick for a short run.
+# about 12 minutes of an otherwise quiet machine, plus eight webhook rounds of 30 s and the
+# console's phase. BENCH_ARGS=--quick for a short run.
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)

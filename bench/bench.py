@@ -15,9 +15,10 @@ on this machine only (every request goes to 127.0.0.1), every load bounded in ti
    stored == 202 answers, nobody but the bots held, and every confirmation e-mail of the phase
    at the sink within 120 s of its end, none twice;
 4. petition page and JSON reads while 16 clients sign;
-5. `chorus export` of 1,000,000 signatures to CSV: seconds and peak memory (max RSS).
+5. webhooks on and off (bench/webhooks.py); 6. `chorus export` of 1,000,000 signatures to
+   CSV: seconds and peak memory (max RSS); 7. the console over them (bench/console.py).
 Chorus's figures are printed beside the floor's and as ratios to them, with the targets of
-issue #14. Needs `wrk` (Debian package `wrk`).
+issues #14, #15 (webhooks) and #13 (console). Needs `wrk` (Debian package `wrk`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.email.devmailbox import free_port  # noqa: E402
+from bench import console, webhooks  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 
 CHORUS = [sys.executable, "-m", "app.cli"]
@@ -180,6 +182,7 @@ class Bench:
             "WORKER_BATCH_SIZE": "200",
             "WORKER_CONCURRENCY": "16",
             "WORKER_POLL_SECONDS": "0.2",
+            "WEBHOOK_ALLOW_LOOPBACK": "1",  # bench/webhooks.py's receiver
         }
 
     # --- processes -------------------------------------------------------------------------
@@ -375,8 +378,9 @@ def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
             "INSERT INTO signature (petition_id, name, email, email_normalised, country, "
             "consent_updates, locale, status, created_at, confirmed_at, confirmation_sends) "
             "SELECT %s, '김민준 Signer ' || g, 'signer' || g || '@example.org', "
-            "'signer' || g || '@example.org', 'KR', g %% 2 = 0, 'ko', 'confirmed', now(), now(), 1 "
-            "FROM generate_series(1, %s) AS g",
+            "'signer' || g || '@example.org', (ARRAY['KR', 'UA', 'GB', 'DE', 'PL'])[1 + g %% 5], "
+            "g %% 2 = 0, 'ko', 'confirmed', t, t, 1 FROM generate_series(1, %s) AS g, "
+            "LATERAL (SELECT now() - g %% 720 * interval '1 hour') AS at(t)",  # over 30 days
             (found[0], rows),
         )
         conn.commit()
@@ -480,10 +484,12 @@ def main() -> int:
                     f"errors {reads[name].errors + reads[name].other}",
                     flush=True,
                 )
+            cost = webhooks.measure(bench, wrk)
             # Anything still arriving late would show as a message delivered twice.
             time.sleep(2)
         print(f"Export of {args.export_rows:,} signatures", flush=True)
         export = export_phase(bench, args.export_rows)
+        console_figures = console.measure(bench)
     finally:
         bench.sink.stop()
 
@@ -596,6 +602,8 @@ def main() -> int:
             "",
             f"< 200 MB  {verdict(megabytes < 200)}",
         )
+    for line in [*webhooks.rows(cost), *console.rows(console_figures)]:
+        row(*line)
     return 0
 
 

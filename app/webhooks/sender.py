@@ -22,8 +22,10 @@ before recording it sends the event again, with the same webhook-id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -110,6 +112,14 @@ def signed_headers(event: Queued, body: str, at: datetime) -> dict[str, str]:
     }
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The certificates every client of this process checks against (certifi's, as httpx
+    loads them by default). Loaded once: httpx loads the bundle for every client it makes,
+    which was a quarter of a worker's CPU delivering webhooks (py-spy, bench/webhooks.py)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _Clients:
     """One HTTP client per endpoint for a batch: its connections are reused only for that
     endpoint's own host, so a TLS session made for one name never carries another's request."""
@@ -126,6 +136,7 @@ class _Clients:
                     timeout=self.settings.WEBHOOK_TIMEOUT_SECONDS,
                     follow_redirects=False,
                     trust_env=False,  # no proxy from the environment: it would skip the checks
+                    verify=_tls(),
                 )
             )
             self.by_endpoint[endpoint_id] = client
