@@ -81,13 +81,16 @@ def _window_counts(
         # SQL text (json_each ... LATERAL has no portable Core form) naming a column of ours.
         name = column.name
         assert name in Signature.__table__.c  # type: ignore[attr-defined]
+        # On PostgreSQL `= ANY(ARRAY(...))`, an index condition whatever the statistics say:
+        # `IN (SELECT ...)` was planned as a hash join over a sequential scan of the table
+        # once per source while a surge grows it faster than autovacuum analyses it.
         members = (
-            "SELECT json_array_elements_text(g.value)"
+            "= ANY(ARRAY(SELECT json_array_elements_text(g.value)))"
             if postgres
-            else "SELECT m.value FROM json_each(g.value) AS m"
+            else "IN (SELECT m.value FROM json_each(g.value) AS m)"
         )
         capped = (
-            f"SELECT created_at FROM signature WHERE {name} IN ({members})"  # noqa: S608
+            f"SELECT created_at FROM signature WHERE {name} {members}"  # noqa: S608
             f" AND created_at >= :hour_ago LIMIT :cap_{n}"
         )
         if postgres:
