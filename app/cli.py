@@ -145,12 +145,13 @@ def worker_health(
 
 async def _run_worker(*, once: bool, health_port: int | None = None, health_host: str) -> None:
     from app.core.db import make_engine
-    from app.core.process import tune_garbage_collection
+    from app.core.process import lower_priority, tune_garbage_collection
     from app.email import devmailbox
     from app.email.smtp import mail_config
     from app.email.worker import OutboxWorker
 
     settings = get_settings()
+    lower_priority(settings.WORKER_NICENESS)  # (before anything answers: --health-port)
     sink = None
     if settings.MAIL_SERVER:
         server, port = settings.MAIL_SERVER, settings.MAIL_PORT

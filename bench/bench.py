@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench.py [--quick] [--mix] [--seconds S] [--clients 16,32,64]
 
-Against a fresh PostgreSQL database `chorus_bench` (BENCH_PG's server, default 127.0.0.1:5432),
+Against a fresh PostgreSQL database `chorus_bench` (BENCH_PG's server, default 127.0.0.1:5432;
+BENCH_DB names another database, for two benches on one server),
 on this machine only (every request goes to 127.0.0.1), every load bounded in time:
 1. Chorus as in production: `chorus serve --workers N`, `chorus worker` x M running all along,
    and an SMTP sink in this process that costs as little as it can (bench/sink.py);
@@ -24,14 +25,12 @@ issues #14, #15 (webhooks) and #13 (console). Needs `wrk` (Debian package `wrk`)
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import re
 import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -39,7 +38,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import psycopg
 
@@ -48,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.email.devmailbox import free_port  # noqa: E402
 from bench import console, webhooks  # noqa: E402
+from bench.lock import one_run_at_a_time  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 
 CHORUS = [sys.executable, "-m", "app.cli"]
@@ -157,7 +156,9 @@ class Bench:
         self.args = args
         server_url = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
         self.admin_url = f"{server_url}/postgres"
-        self.database = f"{server_url}/chorus_bench"
+        self.database_name = os.environ.get("BENCH_DB", "chorus_bench")
+        assert re.fullmatch(r"[a-z_][a-z0-9_]*", self.database_name), self.database_name
+        self.database = f"{server_url}/{self.database_name}"
         self.sink = Sink()
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -191,8 +192,9 @@ class Bench:
     def chorus(self) -> Iterator[None]:
         """Chorus's servers and mail workers, running for the whole block."""
         with psycopg.connect(self.admin_url, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS chorus_bench WITH (FORCE)")
-            admin.execute("CREATE DATABASE chorus_bench")
+            name = self.database_name  # (checked to be a plain identifier above)
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {name}")
         subprocess.run([*CHORUS, "migrate"], env=self.env, check=True, capture_output=True)
         subprocess.run([*CHORUS, "load-demo"], env=self.env, check=True, capture_output=True)
         processes = [
@@ -343,7 +345,7 @@ class Bench:
 
 
 def wait_until_up(url: str) -> None:
-    for _ in range(300):
+    for _ in range(1200):  # (a busy machine may take a minute to start the servers)
         try:
             urllib.request.urlopen(url, timeout=1)  # noqa: S310 (loopback)
             return
@@ -412,14 +414,6 @@ def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
         print(f"  export wrote {exported} rows of {rows}")
         return None
     return elapsed, peak_mb
-
-
-def _try_lock(lock: IO[str]) -> bool:
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def main() -> int:
@@ -608,9 +602,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    # One run at a time on a machine: two would drop each other's database and share the cores.
-    with open(Path(tempfile.gettempdir()) / "chorus-bench.lock", "w") as lock:
-        if not _try_lock(lock):
-            print("waiting for another bench run on this machine to finish...", flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with one_run_at_a_time():
         sys.exit(main())

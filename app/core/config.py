@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     WORKER_BATCH_SIZE: int = Field(default=50, ge=1, le=1000)
     WORKER_POLL_SECONDS: float = Field(default=1.0, gt=0)
     WORKER_CONCURRENCY: int = Field(default=8, ge=1, le=200)
+    # The worker's CPU priority below the web servers' (Unix nice), where they share cores.
+    WORKER_NICENESS: int = Field(default=10, ge=0, le=19)
     OUTBOX_MAX_ATTEMPTS: int = Field(default=30, ge=1)
     OUTBOX_RETRY_BASE_SECONDS: float = Field(default=30.0, gt=0)
     OUTBOX_LEASE_SECONDS: int = Field(default=300, ge=5)

@@ -93,10 +93,14 @@ class SmtpConnections:
             await self.close(connection)
 
 
-async def send(connection: Connection, *, sender: str, recipient: str, message: Any) -> None:
-    """Send one MIME message over `connection`; aiosmtplib's errors tell what the server
-    said."""
-    if recipient.isascii():
+async def send(
+    connection: Connection, *, sender: str, recipient: str, message: bytes | Any
+) -> None:
+    """Send one message over `connection`: its bytes, or a MIME message (mime.MimeBuilder.build
+    gives either); aiosmtplib's errors tell what the server said."""
+    if isinstance(message, bytes):  # (written for an ASCII address: mime._direct_shape)
+        await connection.session.sendmail(sender, [recipient], message)
+    elif recipient.isascii():
         data = mime.flatten(message)  # before a word to the server: it may refuse
         await connection.session.sendmail(sender, [recipient], data)
     else:  # needs SMTPUTF8: let aiosmtplib negotiate it

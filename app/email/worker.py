@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 class Outgoing:
     claim: Claimed
     recipient: str
-    mime: Any  # email.message.Message built by fastapi-mail
+    mime: bytes | Any  # its bytes, or an email.message.Message (mime.MimeBuilder.build)
 
 
 class OutboxWorker:

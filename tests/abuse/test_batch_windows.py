@@ -132,3 +132,20 @@ def test_limits_hold_within_a_batch_and_across_batches(
         ("a5@gmail.com", None),
         ("a6@gmail.com", "rate-ip"),
     ]
+
+
+def test_the_window_counts_are_never_a_prepared_statement(
+    engine: Engine, settings: Settings, session: Session
+) -> None:
+    """psycopg prepares a statement run five times, and PostgreSQL then keeps a generic plan:
+    one made while the table was nearly empty (a sequential scan per source) stayed in use as
+    a surge grew the table. Each batch's window statement is planned afresh instead."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL plan cache")
+    petition = make_petition(session)
+    for n in range(8):  # more than the driver's prepare threshold, on one connection
+        sign_batch(engine, settings, petition, [(f"s{n}@lab{n}.example.org", f"198.51.100.{n}")])
+    with engine.connect() as conn:  # (the pool's one connection: the batches' own)
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").all()
+        assert any("INSERT INTO signature" in text for (text,) in prepared), prepared
+        assert not any("json_each" in text for (text,) in prepared), prepared

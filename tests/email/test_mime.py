@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import email.policy
 import io
+import re
 from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
@@ -62,15 +64,68 @@ def reference(message: Message) -> bytes:
         return out.getvalue()
 
 
+def builder(settings: Settings) -> MimeBuilder:
+    return MimeBuilder(settings, mail_config(settings, server="", port=25))
+
+
 def built(settings: Settings, message: EmailMessage) -> Message:
-    builder = MimeBuilder(settings, mail_config(settings, server="", port=25))
-    return asyncio.run(builder.build(7, message))
+    """The MIME message, built by fastapi-mail and reshaped (whatever its shape)."""
+    return asyncio.run(builder(settings).message(7, message))
+
+
+def sent(settings: Settings, message: EmailMessage) -> bytes:
+    """The bytes the worker sends (the direct writer's, or the MIME message's)."""
+    mime = asyncio.run(builder(settings).build(7, message))
+    return mime if isinstance(mime, bytes) else flatten(mime)
 
 
 @pytest.mark.parametrize("name", MESSAGES)
 def test_the_bytes_sent_are_what_the_email_package_writes(settings: Settings, name: str) -> None:
     mime = built(settings, MESSAGES[name])
     assert flatten(mime) == reference(mime)
+
+
+# Messages the direct writer writes: no attachment, an ASCII address.
+DIRECT = {
+    **{name: message for name, message in MESSAGES.items() if not message.attachments},
+    "from and reply-to a supporter, no attachment": dataclasses.replace(
+        MESSAGES["Ukrainian letter, from and reply-to a supporter, with attachments"],
+        attachments=[],
+    ),
+    "a long ASCII subject, no names, texts without a final newline": EmailMessage(
+        to="ada@example.org",
+        subject="Please confirm your signature on the petition to stop the forced return " * 2,
+        text="x" * 57 * 3,  # base64 of exactly three lines
+        html="<p>" + "y" * 300 + "</p>",
+        headers={"Auto-Submitted": "auto-generated"},
+    ),
+    "no subject, one-character texts": EmailMessage(
+        to="ada@example.org", subject="", text="\n", html="h"
+    ),
+}
+_BOUNDARY = re.compile(rb"=_chorus_[0-9a-f]{32}")
+_DATE = re.compile(rb"^Date: .*$", re.MULTILINE)
+
+
+def _comparable(data: bytes) -> bytes:
+    """The bytes with each MIME boundary and the date (chosen when it is built) made equal."""
+    return _DATE.sub(b"Date: -", _BOUNDARY.sub(b"=_chorus_-", data))
+
+
+@pytest.mark.parametrize("name", DIRECT)
+def test_the_direct_writer_writes_what_the_mime_message_is_written_as(
+    settings: Settings, name: str
+) -> None:
+    direct = asyncio.run(builder(settings).build(7, DIRECT[name]))
+    assert isinstance(direct, bytes)  # (not the MIME message: the test would prove nothing)
+    assert _comparable(direct) == _comparable(flatten(built(settings, DIRECT[name])))
+    assert len(set(_BOUNDARY.findall(direct))) == 1
+
+
+def test_other_shapes_are_built_as_mime_messages(settings: Settings) -> None:
+    letter = MESSAGES["Ukrainian letter, from and reply-to a supporter, with attachments"]
+    for message in (letter, dataclasses.replace(MESSAGES["English"], text="")):
+        assert isinstance(asyncio.run(builder(settings).build(7, message)), Message)
 
 
 def test_shapes_the_quick_writer_does_not_cover_go_to_the_email_package() -> None:
@@ -87,7 +142,7 @@ def test_shapes_the_quick_writer_does_not_cover_go_to_the_email_package() -> Non
 
 def test_messages_have_a_sound_mime_structure(settings: Settings) -> None:
     plain = email.message_from_bytes(
-        flatten(built(settings, MESSAGES["English"])), policy=email.policy.default
+        sent(settings, MESSAGES["English"]), policy=email.policy.default
     )
     assert plain.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in plain.iter_parts()] == ["text/plain", "text/html"]

@@ -191,6 +191,8 @@ def test_an_unexpected_error_writing_one_message_does_not_stop_its_lane(
         return flatten(mime)
 
     monkeypatch.setattr(mime, "flatten", flaky_flatten)
+    # Written in the lane, as the MIME message (not by the direct writer, before the lane).
+    monkeypatch.setattr(mime, "_direct_shape", lambda message: False)
     worker = OutboxWorker(
         settings.model_copy(update={"WORKER_CONCURRENCY": 1}),
         engine,
