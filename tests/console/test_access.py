@@ -20,10 +20,7 @@ from app.abuse.models import AbuseRule, RuleAction, RuleKind
 from app.audit.models import AuditEntry
 from app.auth.models import ApiToken, TokenKind, User
 from app.campaigns.models import Campaign
-from app.core.config import Settings
 from app.email.models import OutboxMessage
-from app.letters import petition_delivery
-from app.letters.models import DeliveryCreate
 from app.models import metadata
 from app.petitions import service as petition_service
 from app.petitions.models import Petition, PetitionStatus
@@ -301,7 +298,8 @@ def world(
     group: TargetGroup,
     admin_rows: tuple[int, int, int],
     make_account: Any,
-    settings: Settings,
+    client: TestClient,
+    admin: Account,
 ) -> World:
     campaign = session.exec(select(Campaign).where(Campaign.slug == slug)).one()
     campaign.translations = {"en": {"name": "Campaign A, not yours", "description": "Secret."}}
@@ -317,13 +315,12 @@ def world(
     )
     session.add(endpoint)
     session.commit()
-    admin_user = session.get(User, admin_rows[0])
-    assert admin_user is not None
-    delivery, _ = petition_delivery.deliver(
-        session, actor=admin_user, petition=petition, data=DeliveryCreate(), settings=settings
+    delivered = client.post(
+        f"/api/v1/admin/petitions/{petition.slug}/deliveries", json={}, headers=admin.headers
     )
-    [letter] = petition_delivery.to_admin(session, delivery).letters
-    session.commit()
+    assert delivered.status_code == 201, delivered.text
+    delivery = delivered.json()
+    [letter] = delivery["letters"]
     organiser = make_account("organiser", [slug])
     user_id = session.exec(select(User.id).where(User.email == organiser.email)).one() or 0
     _, token_id, rule_id = admin_rows
@@ -339,8 +336,8 @@ def world(
         ("", "token_id"): str(token_id),
         ("", "rule_id"): str(rule_id),
         ("", "endpoint_id"): str(endpoint.id),
-        ("delivery", "number"): str(delivery.number),
-        ("letters", "letter_id"): str(letter.id),
+        ("delivery", "number"): str(delivery["number"]),
+        ("letters", "letter_id"): str(letter["id"]),
         ("", "rest"): f"petitions/{petition.slug}/no-such-page",
     }
     secrets = [
