@@ -27,10 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -370,6 +370,23 @@ def row(name: str, chorus: str, floor: str = "", ratio: str = "", target: str = 
     print(f"  {name:<46} {chorus:>14} {floor:>12} {ratio:>7}  {target}", flush=True)
 
 
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
+    """Run `command`: its seconds, its own peak RSS in KiB, its exit code and its stderr.
+
+    The peak is the child's own (wait4's rusage of that one process), not
+    getrusage(RUSAGE_CHILDREN), which is the largest of every child the bench has waited for
+    so far: the server processes and mail workers of the earlier phases, not the export.
+    """
+    with tempfile.TemporaryFile() as stderr:
+        started = time.monotonic()
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        stderr.seek(0)
+        return elapsed, usage.ru_maxrss, process.returncode, stderr.read().decode(errors="replace")
+
+
 def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
     """Fill the petition with `rows` confirmed signatures and time `chorus export` to CSV."""
     with psycopg.connect(bench.database) as conn:
@@ -394,19 +411,13 @@ def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
         conn.execute("VACUUM ANALYZE signature")
         conn.execute("CHECKPOINT")
     output = Path("/tmp") / "chorus-bench-export.csv"  # noqa: S108 (a scratch file)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.monotonic()
-    result = subprocess.run(
+    elapsed, peak_kb, returncode, stderr = run_measured(
         [*CHORUS, "export", SLUG, "--format", "csv", "--output", str(output)],
         env={**bench.env, "TERM": "dumb"},
-        capture_output=True,
-        text=True,
-        check=False,
     )
-    elapsed = time.monotonic() - started
-    peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-    if result.returncode != 0:
-        print(f"  export failed: {result.stderr.strip()[:500]}")
+    peak_mb = peak_kb / 1024
+    if returncode != 0:
+        print(f"  export failed: {stderr.strip()[:500]}")
         return None
     exported = sum(1 for _ in output.open(encoding="utf-8")) - 1
     output.unlink()
