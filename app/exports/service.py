@@ -34,12 +34,12 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit_service
 from app.audit.models import AuditEntry
 from app.auth.models import User
+from app.campaigns.models import SLUG_PATTERN
 from app.core.addresses import COUNTRY_CODES
 from app.core.db import UTCDateTime, utcnow
 from app.core.errors import field_problem
 from app.core.spreadsheet import FORMULA_PREFIXES, UTF8_BOM, iso_utc, neutralise
 from app.petitions.models import Petition
-from app.petitions.service import SLUG_RE
 from app.signatures import rows as signature_rows
 from app.signatures.models import Signature, SignatureStatus
 
@@ -172,7 +172,7 @@ def make_filters(
 
 def find_petition(session: Session, *, slug: str) -> Petition | None:
     """The petition with this slug, whatever its status (for the command line)."""
-    if not SLUG_RE.fullmatch(slug):
+    if not SLUG_PATTERN.fullmatch(slug):
         return None
     return session.exec(select(Petition).where(Petition.slug == slug)).first()
 
