@@ -17,7 +17,8 @@ on this machine only (every request goes to 127.0.0.1), every load bounded in ti
    at the sink within 120 s of its end, none twice;
 4. petition page and JSON reads while 16 clients sign;
 5. webhooks on and off (bench/webhooks.py); 6. `chorus export` of 1,000,000 signatures to
-   CSV: seconds and peak memory (max RSS); 7. the console over them (bench/console.py).
+   CSV: seconds and peak memory (the export process's own max RSS); 7. the console over them
+   (bench/console.py).
 Chorus's figures are printed beside the floor's and as ratios to them, with the targets of
 issues #14, #15 (webhooks) and #13 (console). Needs `wrk` (Debian package `wrk`).
 """
