@@ -29,16 +29,31 @@ def _may_be_framed(headers: list[tuple[bytes, bytes]]) -> bool:
     )
 
 
+def security_headers(content_security_policy: str) -> list[tuple[bytes, bytes]]:
+    """Every security header, with the page policy given."""
+    return [
+        *SECURITY_HEADERS,
+        (b"content-security-policy", content_security_policy.encode("latin-1")),
+    ]
+
+
+def missing(
+    headers: list[tuple[bytes, bytes]], wanted: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The headers of `wanted` that a response with `headers` has not set itself."""
+    present = {name.lower() for name, _ in headers}
+    if _may_be_framed(headers):
+        present.add(b"x-frame-options")  # (there is no "allow these sites" value)
+    return [(name, value) for name, value in wanted if name not in present]
+
+
 class SecurityHeaders:
     """Adds security headers a response has not set. Plain ASGI: @app.middleware("http")
     (BaseHTTPMiddleware) costs a task group and a stream per request, ~10% of a signature."""
 
     def __init__(self, app: ASGIApp, *, content_security_policy: str) -> None:
         self.app = app
-        self.headers = [
-            *SECURITY_HEADERS,
-            (b"content-security-policy", content_security_policy.encode("latin-1")),
-        ]
+        self.headers = security_headers(content_security_policy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,11 +62,8 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                if _may_be_framed(message.get("headers", [])):
-                    present.add(b"x-frame-options")  # (there is no "allow these sites" value)
-                extra = [(n, v) for n, v in self.headers if n not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                given = message.get("headers", [])
+                message = {**message, "headers": [*given, *missing(given, self.headers)]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -64,18 +76,13 @@ def secure_unexpected_errors(app: FastAPI, *, content_security_policy: str) -> N
     `SecurityHeaders`, so its page would otherwise go out without a Content-Security-Policy.
     """
     handler = app.exception_handlers[Exception]
-    headers = [
-        *SECURITY_HEADERS,
-        (b"content-security-policy", content_security_policy.encode("latin-1")),
-    ]
+    headers = security_headers(content_security_policy)
 
     async def secured(request: Request, exc: Exception) -> Response:
         answer = handler(request, exc)
         response = await answer if inspect.isawaitable(answer) else answer
         assert isinstance(response, Response)
-        for name, value in headers:
-            if name.decode("latin-1") not in response.headers:
-                response.headers[name.decode("latin-1")] = value.decode("latin-1")
+        response.raw_headers.extend(missing(response.raw_headers, headers))
         return response
 
     app.exception_handlers[Exception] = secured
