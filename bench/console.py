@@ -3,8 +3,8 @@ in under 200 ms, reading the tallies and never scanning `signature`).
 
 After the export phase has filled the petition with its confirmed signatures:
 1. the tallies are rebuilt from those rows (the export phase inserts them in bulk, past the
-   tallies) with the statement app/signatures/tally.py makes for one confirmation, summed per
-   shard, country and hour, and checked against a count of the rows;
+   tallies) by app/signatures/tally.py's `recount` (what it adds for one confirmation, summed
+   per shard, country and hour), and checked against a count of the rows;
 2. an admin made with `chorus create-admin` signs in to a fresh `chorus serve` through the
    sign-in form, and GET /admin/ and GET /admin/petitions/{slug} are timed, one request at a
    time after a warm-up, each page checked to show the right count;
@@ -28,8 +28,12 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING
 
 import psycopg
+from sqlmodel import Session
 
+from app.core.config import Settings
+from app.core.db import make_engine
 from app.demo import content
+from app.signatures import tally
 from bench import admin
 
 if TYPE_CHECKING:
@@ -43,19 +47,6 @@ SLUG = str(content.PETITION["slug"])
 PAGES = {"dashboard": "/admin/", "petition page": f"/admin/petitions/{SLUG}"}
 Row = tuple[str, str, str, str, str]
 
-# What app/signatures/tally.py's add_to_tallies adds for each confirmation (the shard its id
-# picks, the hour of its confirmation in UTC), for all of them at once.
-RECOUNT = (
-    "DELETE FROM signature_tally",
-    "DELETE FROM signature_hourly_tally",
-    "INSERT INTO signature_tally (petition_id, country, shard, count)"
-    " SELECT petition_id, country, id %% %(shards)s, count(*) FROM signature"
-    " WHERE status = 'confirmed' GROUP BY 1, 2, 3",
-    "INSERT INTO signature_hourly_tally (petition_id, hour, shard, count)"
-    " SELECT petition_id, date_trunc('hour', confirmed_at, 'UTC'), id %% %(shards)s, count(*)"
-    " FROM signature WHERE status = 'confirmed' GROUP BY 1, 2, 3",
-)
-
 
 @dataclass
 class Figures:
@@ -67,13 +58,17 @@ class Figures:
     control_scans: int = -1  # ... during one request of the signatures page
 
 
-def _recount(database: str, shards: int) -> bool:
-    """Rebuild the tallies from the rows; whether they then agree with a count of the rows (in
-    total, per country and per hour)."""
+def _recount(database: str, settings: Settings) -> bool:
+    """Rebuild the tallies from the rows (by their owner, app/signatures/tally.py); whether
+    they then agree with a count of the rows (in total, per country and per hour)."""
+    engine = make_engine(database)
+    try:
+        with Session(engine) as session:
+            tally.recount(session, settings=settings)
+            session.commit()
+    finally:
+        engine.dispose()
     with psycopg.connect(database) as conn:
-        for statement in RECOUNT:
-            conn.execute(statement, {"shards": shards} if "%(" in statement else None)
-        conn.commit()
         differences = conn.execute(
             "SELECT"
             " (SELECT count(*) FROM (SELECT petition_id, country, count(*) AS n FROM signature"
@@ -200,8 +195,7 @@ def measure(bench: Bench) -> Figures:
     with psycopg.connect(bench.database) as conn:
         found = conn.execute("SELECT count(*) FROM signature WHERE status = 'confirmed'").fetchone()
     figures = Figures(rows=found[0] if found else 0)
-    shards = admin.settings(bench.env).TALLY_SHARDS
-    figures.tallies_agree = _recount(bench.database, shards)
+    figures.tallies_agree = _recount(bench.database, admin.settings(bench.env))
     password = admin.create_admin(bench.env, ADMIN_EMAIL)
     before = _scans(bench.database)
     with _serve(bench):
