@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app.api import api_router, page_router
 from app.console.rendering import STATIC_DIR, STATIC_URL
 from app.core import cache, metrics
+from app.core.application import Application
 from app.core.config import ROOT, Settings, get_settings
 from app.core.csp import page_policy
 from app.core.db import make_engine
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if read_engine is not engine:
             read_engine.dispose()
 
-    app = FastAPI(
+    app = Application(
         title="Chorus",
         version="0.1.0",
         summary="Advocacy campaigns and petitions: sign with e-mail confirmation, count, deliver.",
@@ -99,10 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit=settings.ADMIN_MAX_CONCURRENT_REQUESTS,
         wait=settings.ADMIN_QUEUE_SECONDS,
     )
-    app.add_middleware(CachedReads)  # inside SecurityHeaders: cached answers get them too
     app.add_middleware(SecurityHeaders, content_security_policy=page_policy(settings))
-    app.add_middleware(metrics.RequestTimer)  # times everything inside
-    app.add_middleware(RequestLog, settings=settings)  # outermost: every request, its ID
+    # Outside Starlette's error middleware and FastAPI's own (app/core/application.py):
+    app.add_outer_middleware(CachedReads)  # fresh cached reads answered before all the rest
+    app.add_outer_middleware(metrics.RequestTimer)  # times everything inside
+    app.add_outer_middleware(RequestLog, settings=settings)  # every request, its ID, 500s too
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> JSONResponse:

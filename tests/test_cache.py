@@ -27,17 +27,26 @@ def test_public_reads_are_reused_briefly_then_refreshed(
     cache.clear()
     app = create_app(settings.model_copy(update={"CACHE_SECONDS": 0.5}))
     with TestClient(app) as client:
-        first = client.get("/api/v1/petitions/no-forced-return").json()
+        built = client.get("/api/v1/petitions/no-forced-return")
+        first = built.json()
         page = client.get("/petitions/no-forced-return?lang=ko")
         assert page.status_code == 200 and "content-length" in page.headers
         session.execute(update(Petition).values(goal=7))
         session.commit()
         # Within the cache time: the same answer, without touching the database (answered
-        # before routing, with the same headers, security headers included).
+        # before the application, with the same headers, security headers included, and a
+        # request ID of its own).
         again = client.get("/api/v1/petitions/no-forced-return")
         assert again.json() == first
         assert again.headers["content-type"] == "application/json"
         assert again.headers["x-frame-options"] == "DENY"
+        assert again.headers["x-request-id"] != built.headers["x-request-id"]
+
+        def fixed(headers: Any) -> list[tuple[str, str]]:
+            return sorted((k, v) for k, v in headers.items() if k not in ("x-request-id", "date"))
+
+        assert fixed(again.headers) == fixed(built.headers)
+        assert "content-security-policy" in again.headers
         time.sleep(0.6)
         assert client.get("/api/v1/petitions/no-forced-return").json()["goal"] == 7
         # A different language is a different entry.

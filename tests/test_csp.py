@@ -100,6 +100,8 @@ def test_an_unexpected_error_page_has_the_policy_and_the_other_headers(settings:
             assert answer.headers["x-frame-options"] == "DENY"
             assert answer.headers["x-content-type-options"] == "nosniff"
             assert answer.headers["cache-control"] == "private, no-store"
+            # The request log stands outside the error handler: a 500 names its request too.
+            assert re.fullmatch(r"[0-9a-f]{16}", answer.headers["x-request-id"])
         assert "a bug" not in answer.text
 
 

@@ -104,6 +104,8 @@ class RequestTimer:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Each route's series, looked up once (labels() checks and converts on every call).
+        self.series: dict[str, Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,9 +116,11 @@ class RequestTimer:
             await self.app(scope, receive, send)
         finally:
             route = scope.get(ROUTE_KEY) or getattr(scope.get("route"), "path", None)
-            REQUEST_SECONDS.labels(route=route or "(no route)").observe(
-                time.perf_counter() - started
-            )
+            route = route or "(no route)"
+            series = self.series.get(route)
+            if series is None:
+                series = self.series[route] = REQUEST_SECONDS.labels(route=route)
+            series.observe(time.perf_counter() - started)
 
 
 # --- gauges read when scraped --------------------------------------------------------------
