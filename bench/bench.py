@@ -41,12 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from sqlmodel import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.core.db import make_engine  # noqa: E402
 from app.email.devmailbox import free_port  # noqa: E402
-from bench import console, webhooks  # noqa: E402
+from app.signatures import bulk  # noqa: E402
+from bench import admin, console, webhooks  # noqa: E402
 from bench.lock import one_run_at_a_time  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 
@@ -393,17 +396,17 @@ def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
     with psycopg.connect(bench.database) as conn:
         found = conn.execute("SELECT id FROM petition WHERE slug = %s", (SLUG,)).fetchone()
         assert found is not None
-        conn.execute("DELETE FROM signature")
-        conn.execute(
-            "INSERT INTO signature (petition_id, name, email, email_normalised, country, "
-            "consent_updates, locale, status, created_at, confirmed_at, confirmation_sends) "
-            "SELECT %s, '김민준 Signer ' || g, 'signer' || g || '@example.org', "
-            "'signer' || g || '@example.org', (ARRAY['KR', 'UA', 'GB', 'DE', 'PL'])[1 + g %% 5], "
-            "g %% 2 = 0, 'ko', 'confirmed', t, t, 1 FROM generate_series(1, %s) AS g, "
-            "LATERAL (SELECT now() - g %% 720 * interval '1 hour') AS at(t)",  # over 30 days
-            (found[0], rows),
-        )
-        conn.commit()
+    # By their owner (app/signatures/bulk.py), spread over 30 days and five countries; the
+    # signing phases' signatures are replaced, and the tallies rebuilt to count them.
+    engine = make_engine(bench.database)
+    try:
+        with Session(engine) as session:
+            bulk.load_confirmed(
+                session, petition_id=found[0], count=rows, settings=admin.settings(bench.env)
+            )
+            session.commit()
+    finally:
+        engine.dispose()
     # As autovacuum and the checkpointer would soon after a bulk load (an export runs on a
     # database in its steady state): without statistics PostgreSQL plans each export page as
     # a sort of every remaining row, and a checkpoint writing out the million new rows would
