@@ -15,7 +15,8 @@ on this machine only (every request goes to 127.0.0.1), every load bounded in ti
    shared addresses and a few bots that must be held. After each phase: 0 errors, signatures
    stored == 202 answers, nobody but the bots held, and every confirmation e-mail of the phase
    at the sink within 120 s of its end, none twice;
-4. petition page and JSON reads while 16 clients sign;
+4. petition page and JSON reads while 16 clients sign, asked for as a browser asks (accepting
+   gzip); the floor answers its reads with as many bytes as Chorus's page takes then;
 5. webhooks on and off (bench/webhooks.py); 6. `chorus export` of 1,000,000 signatures to
    CSV: seconds and peak memory (the export process's own max RSS); 7. the console over them
    (bench/console.py).
@@ -58,6 +59,9 @@ SLUG = "no-forced-return"
 SIGN_SCRIPT = ROOT / "bench" / "sign.lua"
 MAIL_DEADLINE_S = 120  # every confirmation e-mail of a surge delivered within this of its end
 BOT_ADDRESSES = 4  # sign.lua's bots
+# What a browser sends with every request (and every HTTP library used to read an API): the
+# petition page and its JSON go compressed to them, as to the bench's readers.
+BROWSER = ("Accept-Encoding: gzip, deflate, br, zstd",)
 
 
 @dataclass
@@ -78,13 +82,21 @@ class Load:
 
 
 def wrk(
-    url: str, *, connections: int, seconds: int, script: Path | None = None, **env: str
+    url: str,
+    *,
+    connections: int,
+    seconds: int,
+    script: Path | None = None,
+    headers: tuple[str, ...] = (),
+    **env: str,
 ) -> Load:
     """Run wrk against url (loopback only) and parse what it measured."""
     assert url.startswith("http://127.0.0.1:"), url
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         command += ["-s", str(script)]
+    for header in headers:
+        command += ["-H", header]
     out = subprocess.run(
         [*command, url],
         capture_output=True,
@@ -342,7 +354,9 @@ class Bench:
             target=lambda: result.append(self.sign(self.sign_url, 16, self.args.seconds))
         )
         signer.start()
-        reads = wrk(f"{self.base}{path}", connections=32, seconds=self.args.seconds)
+        reads = wrk(
+            f"{self.base}{path}", connections=32, seconds=self.args.seconds, headers=BROWSER
+        )
         signer.join()
         self.signing_phase(name, 16, ran=result[0])
         return reads
@@ -359,7 +373,10 @@ def wait_until_up(url: str) -> None:
 
 
 def body_size(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+    """The bytes of the body a browser gets from `url` (compressed, when the server does)."""
+    name, _, value = BROWSER[0].partition(": ")
+    request = urllib.request.Request(url, headers={name: value})  # noqa: S310 (loopback)
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         return len(response.read())
 
 
@@ -475,8 +492,14 @@ def main() -> int:
                         f"p99 {load.p99_ms:6.1f} ms  errors {load.errors + load.other}",
                         flush=True,
                     )
-                floor_reads = wrk(f"{floor_url}/page", connections=32, seconds=args.floor_seconds)
-                print(f"  reads, 32 clients{'':<17} {floor_reads.rate:>8.0f} /s", flush=True)
+                floor_reads = wrk(
+                    f"{floor_url}/page", connections=32, seconds=args.floor_seconds, headers=BROWSER
+                )
+                print(
+                    f"  reads, 32 clients{'':<17} {floor_reads.rate:>8.0f} /s  (a page of "
+                    f"{page_bytes:,} bytes: Chorus's petition page as a browser gets it)",
+                    flush=True,
+                )
             print("Chorus: signing (mail workers running)", flush=True)
             signing = {
                 count: bench.signing_phase(f"signing, {count} clients", count) for count in clients

@@ -5,9 +5,11 @@
 Served by uvicorn with exactly the options `chorus serve` uses (app.cli.server_options: the same
 event loop and HTTP parser, proxy headers, log level, process count), it does the least a
 server can do for the benchmark's requests: a POST reads the whole body, parses its JSON and
-answers 202 with Chorus's answer; a GET answers a page of `--page-bytes` bytes (Chorus's
-petition page's size). Chorus's figures are reported as ratios to this one's, measured in the
-same run on the same machine: absolute figures swing 2-3x from run to run and machine to
+answers 202 with Chorus's answer; a GET answers a page of `--page-bytes` bytes (the size of
+Chorus's petition page as it goes to a browser, compressed: the bench's readers accept gzip as
+browsers do, and the floor sends as many bytes without compressing anything, as Chorus answers
+from a copy compressed once). Chorus's figures are reported as ratios to this one's, measured
+in the same run on the same machine: absolute figures swing 2-3x from run to run and machine to
 machine, the ratios much less.
 """
 

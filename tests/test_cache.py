@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 from sqlmodel import Session, select
 
-from app.core import cache
+from app.core import cache, http
 from app.core.config import Settings
 from app.main import create_app
 from app.petitions.models import Petition
@@ -115,10 +115,10 @@ def test_cache_headers_say_who_may_keep_a_response(
     for _ in range(2):  # built, then answered from the cache before routing
         page = client.get("/petitions/no-forced-return?fbclid=abc")
         assert page.headers["cache-control"] == "public, max-age=30, stale-while-revalidate=60"
-        assert page.headers["vary"] == "Accept-Language"
+        assert page.headers["vary"] == "Accept-Language, Accept-Encoding"
         api = client.get("/api/v1/petitions/no-forced-return")
         assert api.headers["cache-control"] == "public, max-age=30, stale-while-revalidate=60"
-        assert "vary" not in api.headers
+        assert api.headers["vary"] == "Accept-Encoding"  # (the API's language is ?lang=)
     signed = client.post(
         "/api/v1/petitions/no-forced-return/signatures",
         json={"name": "Mina Kim", "email": "mina@example.org", "country": "KR"},
@@ -141,3 +141,56 @@ def test_cache_headers_say_who_may_keep_a_response(
         "/api/v1/signatures/confirm", json={"token": tokened[0].rsplit("/")[-1]}
     )
     assert confirmed.headers["cache-control"] == "private, no-store"
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip"),
+    [
+        ("gzip, deflate, br, zstd", True),
+        ("br;q=1.0, gzip;q=0.8, *;q=0.1", True),
+        ("*", True),
+        ("x-gzip", True),
+        ("", False),
+        ("identity", False),
+        ("br, zstd", False),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000, *", False),
+        ("*;q=0", False),
+        ("gzip;q=nonsense", False),
+    ],
+)
+def test_gzip_is_used_when_the_client_accepts_it(header: str, gzip: bool) -> None:
+    assert http.accepts_gzip(header) is gzip
+
+
+def test_public_reads_go_compressed_to_clients_that_accept_gzip(
+    counting: tuple[TestClient, list[str]], demo: Any
+) -> None:
+    client, seen = counting
+    for path, vary in (
+        ("/petitions/no-forced-return", "Accept-Language, Accept-Encoding"),
+        ("/api/v1/petitions/no-forced-return", "Accept-Encoding"),
+    ):
+        built = client.get(path, headers={"Accept-Encoding": "identity"})  # the route builds it
+        statements = len(seen)
+        for _ in range(2):  # answered from the cache, before the application
+            plain = client.get(path, headers={"Accept-Encoding": "identity"})
+            packed = client.get(path, headers={"Accept-Encoding": "gzip, deflate, br"})
+            refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0, br"})
+            assert "content-encoding" not in plain.headers
+            assert "content-encoding" not in refused.headers
+            assert packed.headers["content-encoding"] == "gzip"
+            assert packed.content == plain.content == refused.content == built.content
+            assert int(plain.headers["content-length"]) == len(plain.content)
+            # The body went compressed: at most half its size.
+            assert int(packed.headers["content-length"]) * 2 < len(plain.content)
+            for answer in (built, plain, packed):
+                assert answer.headers["vary"] == vary, path
+                assert answer.headers["x-frame-options"] == "DENY"
+        assert len(seen) == statements
+    # What compression would not shrink (a PNG) goes as it is, to everyone.
+    card = client.get("/petitions/no-forced-return/card.png", headers={"Accept-Encoding": "gzip"})
+    assert card.status_code == 200 and card.headers["content-type"] == "image/png"
+    assert "content-encoding" not in card.headers and "Accept-Encoding" not in card.headers.get(
+        "vary", ""
+    )
