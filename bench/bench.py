@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from app.core.db import make_engine  # noqa: E402
 from app.email.devmailbox import free_port  # noqa: E402
 from app.signatures import bulk  # noqa: E402
-from bench import admin, console, webhooks  # noqa: E402
+from bench import admin, console, cpu, webhooks  # noqa: E402
 from bench.lock import one_run_at_a_time  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 
@@ -156,6 +156,9 @@ class SigningPhase:
     mails_in_time: int = 0
     mails_during: int = 0  # delivered before the surge ended
     last_mail_after_s: float | None = None  # last confirmation's delivery, after the surge's end
+    # CPU per signature stored, by kind of process (bench/cpu.py), from the surge's start to
+    # its last e-mail's delivery (phases the bench times alone).
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def stored_ok(self) -> bool:
@@ -281,6 +284,7 @@ class Bench:
         """Sign at Chorus for a phase (unless the caller `ran` it), then check what was stored
         and that every confirmation e-mail of the phase reached the sink, once, in time."""
         phase = SigningPhase(name, clients)
+        before = self.cpu_ticks() if ran is None else None
         tag, phase.load, ended = ran or self.sign(self.sign_url, clients, self.args.seconds)
         like = f"%s-{tag}-%"
         with psycopg.connect(self.database, autocommit=True) as conn:
@@ -327,6 +331,9 @@ class Bench:
         phase.mails_during = sum(1 for at in arrivals if at <= ended)
         if arrivals:
             phase.last_mail_after_s = max(0.0, max(arrivals) - ended)
+        if before is not None and phase.stored:
+            spent = cpu.seconds(before, self.cpu_ticks(), cpu.GROUPS[:-1])
+            phase.cpu_ms = {kind: 1000 * s / phase.stored for kind, s in spent.items()}
         self.phases.append(phase)
         mails = (
             f"last e-mail {phase.last_mail_after_s:.1f} s after the end"
@@ -341,7 +348,14 @@ class Bench:
             f"{phase.mails_during} during the surge)",
             flush=True,
         )
+        if phase.cpu_ms:
+            split = ", ".join(f"{kind} {ms:.3f}" for kind, ms in phase.cpu_ms.items())
+            print(f"{'':<4}CPU ms per signature, until its e-mail was in: {split}", flush=True)
         return phase
+
+    def cpu_ticks(self) -> cpu.Ticks:
+        with psycopg.connect(self.database, autocommit=True) as conn:
+            return cpu.ticks(conn)
 
     @property
     def sign_url(self) -> str:
@@ -477,19 +491,24 @@ def main() -> int:
         flush=True,
     )
     floor_sign: dict[int, Load] = {}
+    floor_cpu_ms: dict[int, float] = {}  # the floor's CPU per request
     try:
         with bench.chorus():
             page_bytes = body_size(f"{bench.base}/petitions/{SLUG}")
             print("Floor (a bare ASGI app on the same server stack)", flush=True)
             with bench.floor(page_bytes) as floor_url:
                 for count in clients:
+                    before = bench.cpu_ticks()
                     _, floor_sign[count], _ = bench.sign(
                         f"{floor_url}/sign", count, args.floor_seconds
                     )
                     load = floor_sign[count]
+                    spent = cpu.seconds(before, bench.cpu_ticks(), (cpu.FLOOR,))[cpu.FLOOR]
+                    floor_cpu_ms[count] = 1000 * spent / max(1, load.accepted)
                     print(
                         f"  signing, {count} clients{'':<12} {load.rate:>8.0f} /s  "
-                        f"p99 {load.p99_ms:6.1f} ms  errors {load.errors + load.other}",
+                        f"p99 {load.p99_ms:6.1f} ms  errors {load.errors + load.other}  "
+                        f"CPU {floor_cpu_ms[count]:.3f} ms per request",
                         flush=True,
                     )
                 floor_reads = wrk(
@@ -537,6 +556,16 @@ def main() -> int:
             f"{floor:,.0f}",
             f"{ratio:.3f}",
             target,
+        )
+    for count, phase in signing.items():
+        # What a signature costs the machine (until its e-mail is sent), beside what the
+        # floor's server spends on a request: steadier than a rate on a shared machine.
+        chorus_ms = sum(phase.cpu_ms.get(kind, 0.0) for kind in cpu.CHORUS)
+        row(
+            f"CPU per signature, {count} clients",
+            f"{chorus_ms:.3f} ms",
+            f"{floor_cpu_ms[count]:.3f} ms",
+            f"{floor_cpu_ms[count] / chorus_ms:.3f}" if chorus_ms else "",
         )
     for count, phase in signing.items():
         row(

@@ -24,7 +24,6 @@ than a rate on a shared machine. The target (at most 5 % added) is checked on ea
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from app.petitions.models import Petition
 from app.signatures.service import confirmation_token
 from app.webhooks import service as webhook_service
 from app.webhooks.models import Scope, WebhookCreate, WebhookEndpoint
-from bench import admin
+from bench import admin, cpu
 from bench.receiver import Receiver
 
 if TYPE_CHECKING:
@@ -104,54 +103,6 @@ class Cost:
         on = sum(self.cpu_ms(True, k) for k in kinds)
         off = sum(self.cpu_ms(False, k) for k in kinds)
         return on / off - 1 if off else float("inf")
-
-
-# --- CPU from /proc -------------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat's fields from the state on (index 1: ppid, 11: utime, 12: stime)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def _cpu_ticks(conn: psycopg.Connection[tuple[int]]) -> dict[int, int]:
-    """CPU ticks so far of every process this bench started (but wrk), and of the database's
-    backends (but this connection's)."""
-    stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
-    children: dict[int, list[int]] = {}
-    for pid, fields in stats.items():
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append(pid)
-    ours, todo = [], list(children.get(os.getpid(), []))
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() != "wrk":
-                ours.append(pid)
-        except OSError:
-            continue  # gone since
-    ours += [
-        pid
-        for (pid,) in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-    ]
-    ticks = {}
-    for pid in ours:
-        fields = stats.get(pid) or _stat(pid)
-        if fields is not None:
-            ticks[pid] = int(fields[11]) + int(fields[12])
-    return ticks
-
-
-def _cpu_seconds(before: dict[int, int], after: dict[int, int]) -> float:
-    return sum(t - before.get(pid, 0) for pid, t in after.items()) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the rounds -----------------------------------------------------------------------------------
@@ -244,7 +195,7 @@ def _confirm_round(
     """Confirm for a round, count its CPU until its events are in (endpoint on), print it."""
     ids = _write_tokens(bench, conn)
     mark = len(receiver.deliveries)
-    before = _cpu_ticks(conn)
+    before = cpu.ticks(conn)
     round_.confirming = wrk(
         f"{bench.base}/api/v1/signatures/confirm",
         connections=CLIENTS,
@@ -263,7 +214,7 @@ def _confirm_round(
         arrived = receiver.deliveries[mark:]
         if arrived:
             round_.last_event_after_s = max(0.0, arrived[-1].at - ended)
-    round_.cpu_seconds = _cpu_seconds(before, _cpu_ticks(conn))
+    round_.cpu_seconds = sum(cpu.seconds(before, cpu.ticks(conn), cpu.CHORUS).values())
     TOKENS.unlink()
     load = round_.confirming
     events = (
@@ -342,9 +293,9 @@ def measure(bench: Bench, wrk: Callable[..., Load]) -> Cost:
             for letter in order:
                 on = letter == "A"
                 endpoint.switch(on)
-                before = _cpu_ticks(conn)
+                before = cpu.ticks(conn)
                 ran = bench.sign(bench.sign_url, CLIENTS, seconds)
-                signing_cpu = _cpu_seconds(before, _cpu_ticks(conn))
+                signing_cpu = sum(cpu.seconds(before, cpu.ticks(conn), cpu.CHORUS).values())
                 name = f"endpoint {'on' if on else 'off'}: signing"
                 signing = bench.signing_phase(name, CLIENTS, ran=ran)
                 round_ = Round(on, signing, signing.load, signing_cpu_seconds=signing_cpu)
