@@ -405,21 +405,43 @@ def row(name: str, chorus: str, floor: str = "", ratio: str = "", target: str = 
     print(f"  {name:<46} {chorus:>14} {floor:>12} {ratio:>7}  {target}", flush=True)
 
 
+# Runs a command in a child of its own and prints that child's peak RSS (KiB) on stderr's last
+# line. Linux keeps the largest RSS a process has had, and counts the image it replaced by exec
+# (signal->maxrss): a command forked by the bench, hundreds of MB by then, would inherit the
+# bench's size as its own peak. Forked from this small launcher instead, it starts from the
+# launcher's few MB, below any Python command's own.
+_MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(f"BENCH_MAXRSS_KB={usage.ru_maxrss}", file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
     """Run `command`: its seconds, its own peak RSS in KiB, its exit code and its stderr.
 
-    The peak is the child's own (wait4's rusage of that one process), not
-    getrusage(RUSAGE_CHILDREN), which is the largest of every child the bench has waited for
-    so far: the server processes and mail workers of the earlier phases, not the export.
+    The peak is the command's own: its rusage from wait4 in a launcher that forked it (see
+    _MEASURE), not getrusage(RUSAGE_CHILDREN) here (the largest child the bench has waited
+    for: a server process of an earlier phase), nor wait4 here (the bench's own size).
     """
     with tempfile.TemporaryFile() as stderr:
         started = time.monotonic()
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
+        returncode = subprocess.run(
+            [sys.executable, "-c", _MEASURE, *command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            check=False,
+        ).returncode
         elapsed = time.monotonic() - started
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         stderr.seek(0)
-        return elapsed, usage.ru_maxrss, process.returncode, stderr.read().decode(errors="replace")
+        text = stderr.read().decode(errors="replace")
+    found = re.findall(r"^BENCH_MAXRSS_KB=(\d+)$", text, re.MULTILINE)
+    return elapsed, int(found[-1]) if found else 0, returncode, text
 
 
 def export_phase(bench: Bench, rows: int) -> tuple[float, float] | None:
