@@ -293,6 +293,7 @@ def measure(bench: Bench, wrk: Callable[..., Load]) -> Cost:
             for letter in order:
                 on = letter == "A"
                 endpoint.switch(on)
+                bench.settle()
                 before = cpu.ticks(conn)
                 ran = bench.sign(bench.sign_url, CLIENTS, seconds)
                 signing_cpu = sum(cpu.seconds(before, cpu.ticks(conn), cpu.CHORUS).values())
