@@ -39,6 +39,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import psycopg
@@ -284,9 +285,10 @@ class Bench:
         """Sign at Chorus for a phase (unless the caller `ran` it), then check what was stored
         and that every confirmation e-mail of the phase reached the sink, once, in time."""
         phase = SigningPhase(name, clients)
+        before = None
         if ran is None:
             self.settle()
-        before = self.cpu_ticks() if ran is None else None
+            before = self.cpu_ticks()
         tag, phase.load, ended = ran or self.sign(self.sign_url, clients, self.args.seconds)
         like = f"%s-{tag}-%"
         with psycopg.connect(self.database, autocommit=True) as conn:
@@ -334,7 +336,7 @@ class Bench:
         if arrivals:
             phase.last_mail_after_s = max(0.0, max(arrivals) - ended)
         if before is not None and phase.stored:
-            spent = cpu.seconds(before, self.cpu_ticks(), cpu.GROUPS[:-1])
+            spent = cpu.seconds(before, self.cpu_ticks(), cpu.SURGE)
             phase.cpu_ms = {kind: 1000 * s / phase.stored for kind, s in spent.items()}
         self.phases.append(phase)
         mails = (
@@ -370,8 +372,9 @@ class Bench:
                 " signature_hourly_tally, webhook_delivery"
             )
 
-    @property
+    @cached_property
     def autovacuum(self) -> bool:
+        """Whether the server runs autovacuum (a server setting: read once)."""
         with psycopg.connect(self.database, autocommit=True) as conn:
             found = conn.execute("SHOW autovacuum").fetchone()
         return found is not None and found[0] == "on"

@@ -21,6 +21,7 @@ BENCH = "bench (sink)"
 FLOOR = "floor"
 GROUPS = (SERVERS, POSTGRES, WORKERS, BENCH, FLOOR)
 CHORUS = (SERVERS, POSTGRES, WORKERS)  # what Chorus itself costs
+SURGE = (*CHORUS, BENCH)  # what a surge at Chorus costs the machine (the sink included)
 
 Ticks = dict[int, tuple[str, int]]
 
