@@ -53,6 +53,7 @@ from app.email.devmailbox import free_port  # noqa: E402
 from app.signatures import bulk  # noqa: E402
 from bench import admin, console, cpu, webhooks  # noqa: E402
 from bench.lock import one_run_at_a_time  # noqa: E402
+from bench.scheduling import autogroups, lower_group  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 
 CHORUS = [sys.executable, "-m", "app.cli"]
@@ -105,6 +106,7 @@ def wrk(
         timeout=seconds + 60,
         env={**os.environ, **env},
         check=False,
+        start_new_session=True,  # the clients: not in the servers' group (bench/scheduling.py)
     ).stdout
     match = re.search(
         r"BENCH sent=(\d+) accepted=(\d+) other=(\d+) errors=(\d+) p50_us=(\d+) "
@@ -222,12 +224,16 @@ class Bench:
                 [*CHORUS, "serve", "--port", str(self.port), "--workers", str(self.args.workers)],
                 env=self.env,
                 cwd=ROOT,
+                start_new_session=True,
             )
         ]
-        processes += [
-            subprocess.Popen([*CHORUS, "worker"], env=self.env, cwd=ROOT)
+        workers = [
+            subprocess.Popen([*CHORUS, "worker"], env=self.env, cwd=ROOT, start_new_session=True)
             for _ in range(self.args.mail_workers)
         ]
+        for worker in workers:  # as a deployment gives workers a lower CPU weight
+            lower_group(worker.pid, int(self.env.get("WORKER_NICENESS", "10")))
+        processes += workers
         try:
             wait_until_up(f"{self.base}/healthz")
             yield
@@ -254,6 +260,7 @@ class Bench:
             ],
             env=self.env,
             cwd=ROOT,
+            start_new_session=True,
         )
         try:
             wait_until_up(f"http://127.0.0.1:{port}/")
@@ -539,6 +546,13 @@ def main() -> int:
         f"{'a realistic mix of signers' if args.mix else 'every signer from their own address'}",
         flush=True,
     )
+    if autogroups():
+        print(
+            "  (each server, worker and wrk in a session of its own, as services and clients "
+            "are; the workers' scheduling group at nice "
+            f"{bench.env.get('WORKER_NICENESS', '10')}: bench/scheduling.py)",
+            flush=True,
+        )
     floor_sign: dict[int, Load] = {}
     floor_cpu_ms: dict[int, float] = {}  # the floor's CPU per request
     try:

@@ -216,3 +216,8 @@ def test_compose_runs_two_servers_two_workers_postgres_and_a_mail_catcher() -> N
         assert port is not None
         check = " ".join(services[name]["healthcheck"]["test"])
         assert f"chorus worker-health --port {port.group(1)}" in check
+    # The workers below the servers on shared cores: in a container (a scheduling group of its
+    # own) the worker's nice orders only its own processes, so the weight says it.
+    servers_weight = min(services[name].get("cpu_shares", 1024) for name in web)
+    for name in mail_workers:
+        assert services[name].get("cpu_shares", 1024) < servers_weight

@@ -1,0 +1,27 @@
+"""The bench starts each server, worker and wrk in a session of its own, and gives the workers'
+sessions a lower priority (bench/scheduling.py): a worker started so really runs in a lower
+scheduling group, where the kernel has them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.scheduling import autogroups, lower_group
+
+
+@pytest.mark.skipif(not autogroups(), reason="this kernel has no autogroup scheduling")
+def test_a_process_in_a_session_of_its_own_gets_a_lower_group_priority() -> None:
+    process = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        group = Path(f"/proc/{process.pid}/autogroup")
+        mine = Path("/proc/self/autogroup").read_text().split()[0]
+        assert group.read_text().split()[0] != mine  # a group of its own, not the caller's
+        lower_group(process.pid, 10)
+        assert group.read_text().split()[1:] == ["nice", "10"]
+        assert Path("/proc/self/autogroup").read_text().split()[1:] == ["nice", "0"]
+    finally:
+        process.kill()
+        process.wait()
