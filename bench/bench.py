@@ -636,6 +636,18 @@ def main() -> int:
             f"{floor_cpu_ms[count]:.3f} ms",
             f"{floor_cpu_ms[count] / chorus_ms:.3f}" if chorus_ms else "",
         )
+        if chorus_ms:
+            # Computed from that cost: the most this machine's cores could sign in a surge of
+            # this length with every e-mail within the deadline, were they Chorus's alone (no
+            # wrk, no sink). A signing target above it needs a lower cost, not more speed.
+            cores = os.cpu_count() or 1
+            ceiling = cores * (args.seconds + MAIL_DEADLINE_S) / (args.seconds * chorus_ms / 1000)
+            row(
+                f"  most /s that cost allows, {count} clients",
+                f"{ceiling:,.0f}",
+                f"{floor_sign[count].rate:,.0f}",
+                f"{ceiling / floor_sign[count].rate:.3f}" if floor_sign[count].rate else "",
+            )
     for count, phase in signing.items():
         row(
             f"signing p99, {count} clients",

@@ -106,7 +106,10 @@ def annex(slug: str, number: NumberPath, console: ConsoleDep, session: SessionDe
     petition = petition_service.managed(session, user=console.user, slug=slug)
     made = delivery_service.get_delivery(session, petition=petition, number=number)
     filename = delivery_service.annex_filename(petition, number)
-    return _download(delivery_service.annex(made), delivery_service.ANNEX_TYPE, filename)
+    content = delivery_service.download_annex(
+        session, actor=console.user, petition=petition, delivery=made, via="console"
+    )
+    return _download(content, delivery_service.ANNEX_TYPE, filename)
 
 
 @router.get("/petitions/{slug}/delivery/{number}/manifest.json")

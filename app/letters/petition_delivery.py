@@ -296,6 +296,31 @@ def annex(delivery: PetitionDelivery) -> bytes:
     return gzip.decompress(annex_gzip(delivery))
 
 
+def download_annex(
+    session: Session,
+    *,
+    actor: User | None,
+    petition: Petition,
+    delivery: PetitionDelivery,
+    via: str,
+    compressed: bool = False,
+) -> bytes:
+    """The annex (its CSV, or `compressed` as stored) for a download, with an audit entry: it
+    lists the signatories, as an export does. `actor` None: the recipient's signed link (`via`
+    says how: "api", "console" or "link"). 410 once the retention period removed it (and then
+    nothing is recorded, as nothing left)."""
+    content = annex_gzip(delivery) if compressed else annex(delivery)
+    audit_service.record(
+        session,
+        actor=actor,
+        action="delivery.annex_download",
+        subject=f"petition:{petition.slug}",
+        campaign_id=petition.campaign_id,
+        details={"number": delivery.number, "via": via, "sha256": delivery.annex_sha256},
+    )
+    return content
+
+
 def annex_gzip(delivery: PetitionDelivery) -> bytes:
     """The annex's CSV, gzip-compressed as stored; 410 once the retention period removed it."""
     if not delivery.annex_gzip:

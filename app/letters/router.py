@@ -381,7 +381,9 @@ def linked_annex(token: str, session: SessionDep, settings: SettingsDep) -> Resp
     delivery, petition = delivery_service.linked_annex(session, token=token, settings=settings)
     filename = delivery_service.annex_filename(petition, delivery.number) + ".gz"
     return Response(
-        delivery_service.annex_gzip(delivery),
+        delivery_service.download_annex(
+            session, actor=None, petition=petition, delivery=delivery, via="link", compressed=True
+        ),
         media_type="application/gzip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -401,7 +403,9 @@ def delivery_annex(
     delivery = delivery_service.get_delivery(session, petition=petition, number=number)
     filename = delivery_service.annex_filename(petition, number)
     return Response(
-        delivery_service.annex(delivery),
+        delivery_service.download_annex(
+            session, actor=user, petition=petition, delivery=delivery, via="api"
+        ),
         media_type=delivery_service.ANNEX_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

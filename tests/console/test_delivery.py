@@ -132,6 +132,12 @@ def test_an_organiser_delivers_and_downloads_the_annex_and_manifest_the_api_give
         hashlib.sha256(annex.content).hexdigest() == json.loads(manifest.content)["annex"]["sha256"]
     )
     assert client.get(f"{base}/2/annex.csv").status_code == 404
+    # Both downloads are in the audit log, as exports are: the annex lists the signatories.
+    downloads = audited(session, "delivery.annex_download")
+    assert [(d.actor_email, d.details["via"]) for d in downloads] == [
+        (organiser.email, "console"),
+        (organiser.email, "api"),
+    ]
 
     # Delivering again is a new delivery, asked for from a new confirmation page.
     confirm = client.get(f"{base}/confirm")

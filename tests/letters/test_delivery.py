@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -10,9 +11,11 @@ from email.message import EmailMessage
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from app.audit.models import AuditEntry
 from app.core.config import Settings
+from app.letters.models import LetterTemplate, PetitionDelivery, TemplateKind
 from app.petitions.models import Petition
 from app.signatures import service as signature_service
 from app.signatures.models import SignatureCreate
@@ -24,6 +27,12 @@ SIGNERS = [
     ("Park Ji-woo", "jiwoo@example.org", "KR"),
     ("=cmd|' /C calc'!A0", "formula@example.org", "GB"),  # stored before validation existed
 ]
+
+
+def annex_downloads(session: Session) -> list[AuditEntry]:
+    session.expire_all()
+    query = select(AuditEntry).where(AuditEntry.action == "delivery.annex_download")
+    return list(session.exec(query))
 
 
 def confirmed_signatures(session: Session, settings: Settings, petition: Petition) -> None:
@@ -109,6 +118,8 @@ def test_delivery_sends_each_official_the_count_summary_annex_and_manifest(
         f"/api/v1/admin/petitions/{demo.slug}/deliveries/1/annex.csv", headers=admin.headers
     )
     assert fetched.content == annex
+    [downloaded] = annex_downloads(session)  # it lists the signatories: audited, as exports are
+    assert downloaded.actor_email == admin.email and downloaded.details["via"] == "api"
     listed = client.get(
         f"/api/v1/admin/petitions/{demo.slug}/deliveries", headers=admin.headers
     ).json()
@@ -245,12 +256,6 @@ def test_a_list_too_big_to_attach_goes_as_a_link_that_downloads_it_as_sent(
     outbox: Any,
     admin: Account,
 ) -> None:
-    import gzip
-
-    from sqlmodel import select
-
-    from app.letters.models import LetterTemplate, PetitionDelivery, TemplateKind
-
     confirmed_signatures(session, settings, demo)
     # A Ukrainian delivery letter written before the link existed: the link is added to it.
     session.add(
@@ -296,12 +301,17 @@ def test_a_list_too_big_to_attach_goes_as_a_link_that_downloads_it_as_sent(
         refused = client.get(forged)
         assert refused.status_code == 404
         assert refused.headers["content-type"].startswith("application/problem+json")
-    # After the retention period the link says so.
+    # Each download of the list is in the audit log (the link's: by nobody signed in).
+    [downloaded] = annex_downloads(session)
+    assert downloaded.actor_email is None and downloaded.campaign_id == demo.campaign_id
+    assert downloaded.details == {"number": 1, "via": "link", "sha256": manifest["annex"]["sha256"]}
+    # After the retention period the link says so, and nothing was downloaded.
     [stored] = session.exec(select(PetitionDelivery)).all()
     stored.annex_gzip = b""
     session.add(stored)
     session.commit()
     assert client.get(path).status_code == 410
+    assert len(annex_downloads(session)) == 1
 
 
 def test_the_annex_opens_in_a_spreadsheet_with_names_and_postcodes_intact(
