@@ -100,6 +100,7 @@ def _serve(bench: Bench) -> Iterator[None]:
     process = subprocess.Popen(
         [*admin.CHORUS, "serve", "--port", str(bench.port), "--workers", str(bench.args.workers)],
         env=bench.env,
+        start_new_session=True,  # as the bench's other servers (bench/scheduling.py)
     )
     try:
         for _ in range(300):

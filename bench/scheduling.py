@@ -19,6 +19,7 @@ deployment gives a worker a lower CPU weight (README, "Scaling out").
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
@@ -32,10 +33,20 @@ def autogroups() -> bool:
         return False
 
 
-def lower_group(pid: int, niceness: int) -> None:
+def lower_group(pid: int, niceness: int) -> str:
     """Lower the priority of the scheduling group of `pid`'s session (its own) to `niceness`;
-    nothing where the kernel has no such groups."""
+    -> the group as the kernel then shows it ("" where it has no such groups). Without
+    CAP_SYS_ADMIN the kernel takes one such change per 100 ms (EAGAIN before): it is retried."""
+    group = Path(f"/proc/{pid}/autogroup")
+    for _ in range(20):
+        try:
+            group.write_text(str(niceness))
+            break
+        except BlockingIOError:  # EAGAIN: another group was changed less than 100 ms ago
+            time.sleep(0.11)
+        except OSError:
+            return ""
     try:
-        Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
+        return group.read_text().strip()
     except OSError:
-        pass
+        return ""

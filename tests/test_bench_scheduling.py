@@ -19,8 +19,8 @@ def test_a_process_in_a_session_of_its_own_gets_a_lower_group_priority() -> None
         group = Path(f"/proc/{process.pid}/autogroup")
         mine = Path("/proc/self/autogroup").read_text().split()[0]
         assert group.read_text().split()[0] != mine  # a group of its own, not the caller's
-        lower_group(process.pid, 10)
-        assert group.read_text().split()[1:] == ["nice", "10"]
+        shown = lower_group(process.pid, 10)
+        assert shown.split()[1:] == ["nice", "10"] and group.read_text().strip() == shown
         assert Path("/proc/self/autogroup").read_text().split()[1:] == ["nice", "0"]
     finally:
         process.kill()

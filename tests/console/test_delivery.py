@@ -43,7 +43,8 @@ def deliveries(session: Session) -> list[PetitionDelivery]:
 
 def audited(session: Session, action: str) -> list[AuditEntry]:
     session.expire_all()
-    return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)))
+    query = select(AuditEntry).where(AuditEntry.action == action).order_by(col(AuditEntry.id))
+    return list(session.exec(query))
 
 
 def attempts(page: str) -> list[int]:
