@@ -572,3 +572,11 @@ def test_an_organiser_fixes_previews_and_saves_a_letter_template_at_390_px(
     check(page, complaints, "delivery letter preview")
     page.get_by_role("button", name=EN["console.templates.save"], exact=True).click()
     expect(page.get_by_test_id("saved")).to_have_text(EN["console.templates.saved"])
+
+    # Deleting the saved template goes back to the built-in one, after a page that asks.
+    page.get_by_test_id("delete").click()
+    expect(page.locator("h1")).to_have_text(EN["console.templates.delete_title"])
+    check(page, complaints, "letter template delete confirmation")
+    page.get_by_role("button", name=EN["console.templates.delete_button"]).click()
+    expect(page.get_by_test_id("deleted")).to_have_text(EN["console.templates.deleted"])
+    check(page, complaints, "delivery letter editor, template deleted")
