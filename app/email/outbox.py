@@ -38,14 +38,13 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from app.core.db import dialect_insert, utcnow
+from app.core.db import dialect_insert, set_for_transaction, utcnow
 from app.core.metrics import Gauge
 from app.email.models import OutboxEntry, OutboxMessage, OutboxStatus
 
@@ -256,8 +255,7 @@ def plan_claims_in_index_order(session: Session) -> None:
     fetches and sorts all of them instead (100k: 80 ms per claim, spilled to disk), while the
     index gives the batch in a millisecond whatever the statistics say.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT set_config('enable_sort', 'off', true)"))
+    set_for_transaction(session, "enable_sort", "off")
 
 
 def claim(session: Session, *, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
