@@ -6,8 +6,9 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from app.audit.models import AuditEntry
 from app.campaigns.models import Campaign
 from app.petitions.models import Petition, PetitionStatus, PetitionTarget
 from app.targets.models import Target
@@ -91,3 +92,10 @@ def signer(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def audited(session: Session, action: str) -> list[AuditEntry]:
+    """The audit log's entries of `action`, oldest first, as the database has them now (the
+    session's other objects are left as they are)."""
+    query = select(AuditEntry).where(AuditEntry.action == action).order_by(col(AuditEntry.id))
+    return list(session.exec(query.execution_options(populate_existing=True)))

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.abuse.models import AbuseRule, RuleAction, RuleKind
 from app.audit.models import AuditEntry
@@ -17,15 +17,7 @@ from app.auth.security import verify_password
 from app.core.db import utcnow
 from tests.conftest import Account
 from tests.console.helpers import csrf_of, signed_in
-from tests.factories import make_campaign
-
-
-def audit_of(session: Session, action: str) -> list[AuditEntry]:
-    return list(
-        session.exec(
-            select(AuditEntry).where(AuditEntry.action == action).order_by(col(AuditEntry.id))
-        )
-    )
+from tests.factories import audited, make_campaign
 
 
 def user(session: Session, email: str) -> User:
@@ -56,7 +48,7 @@ def test_an_admin_creates_an_organiser_of_some_campaigns(
     created = user(session, "olena@example.org")
     assert created.role == Role.organiser and created.name == "Olena"
     assert verify_password("a long enough password", created.password_hash)
-    [entry] = audit_of(session, "user.create")
+    [entry] = audited(session, "user.create")
     assert entry.actor_email == admin.email
     assert entry.details == {"role": "organiser", "campaigns": [ours.slug]}
     listing = client.get(response.headers["location"]).text
@@ -97,7 +89,7 @@ def test_account_errors_come_back_next_to_their_fields_without_the_password(
             "a long enough password" not in response.text and 'value="short"' not in response.text
         )
     assert session.exec(select(User).where(User.email == "new@example.org")).first() is None
-    assert audit_of(session, "user.create") == []
+    assert audited(session, "user.create") == []
 
 
 def test_a_role_change_or_deactivation_ends_the_accounts_sessions(
@@ -139,9 +131,9 @@ def test_a_role_change_or_deactivation_ends_the_accounts_sessions(
         assert target.is_active is False
         assert client.get("/api/v1/admin/me", headers=organiser.headers).status_code == 401
         assert theirs.get("/admin/", follow_redirects=False).status_code == 303  # to sign in
-    changes = [e.details for e in audit_of(session, "user.update")]
+    changes = [e.details for e in audited(session, "user.update")]
     assert changes[0]["role"] == "admin" and changes[1]["is_active"] is False
-    assert all(e.actor_email == admin.email for e in audit_of(session, "user.update"))
+    assert all(e.actor_email == admin.email for e in audited(session, "user.update"))
 
 
 # --- API tokens -----------------------------------------------------------------------------------
@@ -183,8 +175,8 @@ def test_a_token_is_shown_once_works_on_the_api_and_is_revoked(
         client.get("/api/v1/admin/me", headers={"Authorization": f"Bearer {token}"}).status_code
         == 401
     )
-    assert [e.actor_email for e in audit_of(session, "token.create")] == [admin.email]
-    assert [e.subject for e in audit_of(session, "token.revoke")] == [f"token:{record.id}"]
+    assert [e.actor_email for e in audited(session, "token.create")] == [admin.email]
+    assert [e.subject for e in audited(session, "token.revoke")] == [f"token:{record.id}"]
     assert "The token was revoked" in client.get("/admin/tokens?done=revoked").text
 
 
@@ -226,7 +218,7 @@ def test_abuse_rules_are_added_refused_and_removed(
     )
     assert removed.status_code == 303
     assert session.exec(select(AbuseRule.id)).all() == [hashed.id]
-    assert [len(audit_of(session, a)) for a in ("abuse.rule.create", "abuse.rule.delete")] == [
+    assert [len(audited(session, a)) for a in ("abuse.rule.create", "abuse.rule.delete")] == [
         2,
         1,
     ]

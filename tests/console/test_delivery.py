@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.audit.models import AuditEntry
 from app.campaigns.models import Campaign
 from app.core.config import Settings
 from app.letters.models import LetterDelivery, PetitionDelivery
@@ -25,7 +24,7 @@ from app.petitions.models import Petition
 from app.targets.models import Target
 from tests.conftest import Account, Mailbox, body_text
 from tests.console.helpers import csrf_of, signed_in
-from tests.factories import make_petition
+from tests.factories import audited, make_petition
 from tests.letters.test_delivery import confirmed_signatures
 
 
@@ -39,12 +38,6 @@ def organiser(make_account: Any, session: Session, demo: Petition) -> Account:
 def deliveries(session: Session) -> list[PetitionDelivery]:
     session.expire_all()
     return list(session.exec(select(PetitionDelivery).order_by(col(PetitionDelivery.number))))
-
-
-def audited(session: Session, action: str) -> list[AuditEntry]:
-    session.expire_all()
-    query = select(AuditEntry).where(AuditEntry.action == action).order_by(col(AuditEntry.id))
-    return list(session.exec(query))
 
 
 def attempts(page: str) -> list[int]:

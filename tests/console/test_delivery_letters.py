@@ -21,7 +21,7 @@ from app.petitions.models import Petition, PetitionStatus
 from app.targets.models import DeliveryChannel, Target
 from tests.conftest import Account, Mailbox
 from tests.console.helpers import csrf_of, signed_in
-from tests.factories import make_petition
+from tests.factories import audited, make_petition
 from tests.letters.test_delivery import confirmed_signatures
 from tests.letters.test_supporter_letters import (  # noqa: F401 - (a fixture)
     strict_client,
@@ -40,11 +40,6 @@ def letters(session: Session) -> list[tuple[int, DeliveryState, str | None]]:
     session.expire_all()
     rows = session.exec(select(LetterDelivery).order_by(col(LetterDelivery.id))).all()
     return [(d.id or 0, d.state, d.reason) for d in rows]
-
-
-def audited(session: Session, action: str) -> list[AuditEntry]:
-    session.expire_all()
-    return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)))
 
 
 def by_post(session: Session, key: str) -> Target:

@@ -13,13 +13,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.audit.models import AuditEntry
 from app.core.config import Settings
 from app.letters.models import LetterTemplate, PetitionDelivery, TemplateKind
 from app.petitions.models import Petition
 from app.signatures import service as signature_service
 from app.signatures.models import SignatureCreate
 from tests.conftest import Account, Mailbox, body_text
+from tests.factories import audited, make_petition
 
 SIGNERS = [
     ("Olena Kovalenko", "olena@example.org", "UA"),
@@ -27,12 +27,6 @@ SIGNERS = [
     ("Park Ji-woo", "jiwoo@example.org", "KR"),
     ("=cmd|' /C calc'!A0", "formula@example.org", "GB"),  # stored before validation existed
 ]
-
-
-def annex_downloads(session: Session) -> list[AuditEntry]:
-    session.expire_all()
-    query = select(AuditEntry).where(AuditEntry.action == "delivery.annex_download")
-    return list(session.exec(query))
 
 
 def confirmed_signatures(session: Session, settings: Settings, petition: Petition) -> None:
@@ -118,7 +112,9 @@ def test_delivery_sends_each_official_the_count_summary_annex_and_manifest(
         f"/api/v1/admin/petitions/{demo.slug}/deliveries/1/annex.csv", headers=admin.headers
     )
     assert fetched.content == annex
-    [downloaded] = annex_downloads(session)  # it lists the signatories: audited, as exports are
+    [downloaded] = audited(
+        session, "delivery.annex_download"
+    )  # it lists the signatories: audited, as exports are
     assert downloaded.actor_email == admin.email and downloaded.details["via"] == "api"
     listed = client.get(
         f"/api/v1/admin/petitions/{demo.slug}/deliveries", headers=admin.headers
@@ -189,8 +185,6 @@ def test_a_delivery_survives_an_smtp_outage(
 def test_a_petition_without_officials_cannot_be_delivered(
     client: TestClient, admin: Account, session: Session
 ) -> None:
-    from tests.factories import make_petition
-
     petition = make_petition(session, with_target=False)
     response = deliver(client, admin, petition.slug)
     assert response.status_code == 409
@@ -302,7 +296,7 @@ def test_a_list_too_big_to_attach_goes_as_a_link_that_downloads_it_as_sent(
         assert refused.status_code == 404
         assert refused.headers["content-type"].startswith("application/problem+json")
     # Each download of the list is in the audit log (the link's: by nobody signed in).
-    [downloaded] = annex_downloads(session)
+    [downloaded] = audited(session, "delivery.annex_download")
     assert downloaded.actor_email is None and downloaded.campaign_id == demo.campaign_id
     assert downloaded.details == {"number": 1, "via": "link", "sha256": manifest["annex"]["sha256"]}
     # After the retention period the link says so, and nothing was downloaded.
@@ -311,7 +305,7 @@ def test_a_list_too_big_to_attach_goes_as_a_link_that_downloads_it_as_sent(
     session.add(stored)
     session.commit()
     assert client.get(path).status_code == 410
-    assert len(annex_downloads(session)) == 1
+    assert len(audited(session, "delivery.annex_download")) == 1
 
 
 def test_the_annex_opens_in_a_spreadsheet_with_names_and_postcodes_intact(
