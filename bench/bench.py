@@ -559,10 +559,11 @@ def main() -> int:
     try:
         with bench.chorus():
             if autogroups():
+                groups = ", ".join(group for group in bench.worker_groups if group)
                 print(
                     "  (each server, worker and wrk in a session of its own, as services and "
                     "clients are; the workers' scheduling groups: "
-                    f"{', '.join(bench.worker_groups) or 'unchanged'}; bench/scheduling.py)",
+                    f"{groups or 'unchanged'}; bench/scheduling.py)",
                     flush=True,
                 )
             if not bench.autovacuum:
