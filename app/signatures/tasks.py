@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
 from app.core.i18n import translate
-from app.core.templating import render_email
+from app.core.templating import render_email_for
 from app.email.service import EmailMessage, prefetcher, renderer
 from app.petitions.models import Petition
 from app.rights import service as rights_service
@@ -42,32 +43,29 @@ def _message(
     signature: Signature,
     petition: Petition,
     subject_key: str,
-    **extra: Any,
+    links: dict[str, str] | None = None,
+    **shared: Hashable,
 ) -> EmailMessage:
+    """The e-mail `template` to a signer: rendered once per petition, language and `shared`
+    values, with the signer's name and links (`links`, and the page to manage their data)
+    filled in (render_email_for)."""
     locale = signature.locale
-
-    def t(key: str, **values: Any) -> str:
-        return translate(locale, key, **values)
-
     title = petition.text(locale)["title"]
-    petition_url = settings.public_url(f"/petitions/{petition.slug}?lang={locale}")
     assert signature.id is not None
     # Every e-mail to a signer lets them withdraw, stop updates, or download their data.
     manage_url = rights_service.manage_url(settings, signature_id=signature.id, locale=locale)
-    text, html = render_email(
+    text, html = render_email_for(
         template,
-        t=t,
         locale=locale,
-        name=signature.name,
+        personal={"name": signature.name, "manage_url": manage_url, **(links or {})},
         title=title,
-        petition_url=petition_url,
-        manage_url=manage_url,
-        **extra,
+        petition_url=settings.public_url(f"/petitions/{petition.slug}?lang={locale}"),
+        **shared,
     )
     return EmailMessage(
         to=signature.email,
         to_name=signature.name,
-        subject=t(subject_key, title=title),
+        subject=translate(locale, subject_key, title=title),
         text=text,
         html=html,
         headers={"Content-Language": locale},
@@ -90,7 +88,11 @@ def confirmation(
         signature=signature,
         petition=petition,
         subject_key="email.confirm.subject",
-        confirm_url=settings.public_url(f"/signatures/confirm/{token}?lang={signature.locale}"),
+        links={
+            "confirm_url": settings.public_url(
+                f"/signatures/confirm/{token}?lang={signature.locale}"
+            )
+        },
         ttl_days=max(1, settings.CONFIRMATION_TOKEN_TTL_HOURS // 24),
     )
 

@@ -7,8 +7,7 @@ from typing import Any
 from sqlmodel import Session
 
 from app.core.config import Settings
-from app.core.i18n import translate
-from app.core.templating import render_email
+from app.core.templating import render_email_for
 from app.email.service import EmailMessage, renderer
 from app.petitions.models import Petition
 from app.rights.service import manage_url
@@ -17,9 +16,11 @@ from app.updates import service as update_service
 from app.updates.models import PetitionUpdate
 
 
-def _paragraphs(body: str) -> list[list[str]]:
+def _paragraphs(body: str) -> tuple[tuple[str, ...], ...]:
     """Paragraphs (split at blank lines) of lines, for the HTML part (escaped by the template)."""
-    return [block.strip("\n").split("\n") for block in body.split("\n\n") if block.strip()]
+    return tuple(
+        tuple(block.strip("\n").split("\n")) for block in body.split("\n\n") if block.strip()
+    )
 
 
 @renderer(update_service.KIND)
@@ -50,23 +51,22 @@ def petition_update(
         locale = sorted(translations)[0]
     content = translations[locale]
 
-    def t(key: str, **values: Any) -> str:
-        return translate(locale, key, **values)
-
     unsubscribe_url = update_service.unsubscribe_url(settings, signature_id=signature.id)
     title = petition.text(locale)["title"]
-    text, html = render_email(
+    # Rendered once per update and language, with each signer's name and links filled in.
+    text, html = render_email_for(
         "petition_update",
-        t=t,
         locale=locale,
-        name=signature.name,
+        personal={
+            "name": signature.name,
+            "unsubscribe_url": f"{unsubscribe_url}?lang={locale}",
+            "manage_url": manage_url(settings, signature_id=signature.id, locale=locale),
+        },
         title=title,
         subject=content["subject"],
         body=content["body"],
         paragraphs=_paragraphs(content["body"]),
         petition_url=settings.public_url(f"/petitions/{petition.slug}?lang={locale}"),
-        unsubscribe_url=f"{unsubscribe_url}?lang={locale}",
-        manage_url=manage_url(settings, signature_id=signature.id, locale=locale),
     )
     return EmailMessage(
         to=signature.email,
