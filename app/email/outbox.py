@@ -293,10 +293,13 @@ def _held_update(names: tuple[str, ...]) -> Update:
 def _update_held(session: Session, ids: list[int], *, worker: str, **values: Any) -> int:
     """Update the messages `worker` still holds; one whose lease ran out (and which another
     worker may have taken over) is left alone. Returns how many changed."""
-    parameters = {f"new_{name}": value for name, value in values.items()}
-    result = session.connection().execute(
-        _held_update(tuple(sorted(values))), {"ids": ids, "worker": worker, **parameters}
-    )
+    # A value computed by the database (attempts - 1) is written into the statement.
+    computed = {name: v for name, v in values.items() if isinstance(v, ColumnElement)}
+    parameters = {f"new_{name}": v for name, v in values.items() if name not in computed}
+    statement = _held_update(tuple(sorted(name for name in values if name not in computed)))
+    if computed:
+        statement = statement.values(computed)
+    result = session.connection().execute(statement, {"ids": ids, "worker": worker, **parameters})
     return int(result.rowcount)
 
 
