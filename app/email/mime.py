@@ -148,7 +148,7 @@ class _QuickHeaders(Compat32):
             and "\r" not in value
         ):
             return f"{name}: {value}{self.linesep}".encode("ascii")
-        if isinstance(value, str):
+        if isinstance(value, str) and name in _SHARED_HEADERS:
             return _fold_slowly(name, value)
         return self.fold_checked(name, value)
 
@@ -160,6 +160,12 @@ class _QuickHeaders(Compat32):
 
 
 _QUICK_HEADERS = _QuickHeaders()
+
+
+# Headers whose values many messages share: their folded form is kept (_fold_slowly). Not the
+# recipient's own (To, List-Unsubscribe...): each is written once, and would only push the
+# shared ones out (and keep people's names and addresses in memory).
+_SHARED_HEADERS = frozenset(("Subject", "From"))
 
 
 @lru_cache(maxsize=1024)
