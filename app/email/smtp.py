@@ -117,6 +117,11 @@ async def send_bytes(session: aiosmtplib.SMTP, *, sender: str, recipient: str, d
     if b"\r" in data:  # not written by us: let aiosmtplib count it
         await session.sendmail(sender, [recipient], data)
         return
+    if session.is_ehlo_or_helo_needed:  # (a new connection without login or STARTTLS)
+        try:
+            await session.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await session.helo()
     options = []
     if session.supports_extension("size"):
         # Each line feed becomes CRLF, and a last line without one gets it.
@@ -124,9 +129,13 @@ async def send_bytes(session: aiosmtplib.SMTP, *, sender: str, recipient: str, d
         options.append(f"SIZE={size}")
     try:
         await session.mail(sender, options=options)
-        await session.rcpt(recipient)
+        try:
+            await session.rcpt(recipient)
+        except aiosmtplib.SMTPRecipientRefused as refused:
+            # As sendmail reports it: is_bounce tells a refused mailbox by this type.
+            raise aiosmtplib.SMTPRecipientsRefused([refused]) from None
         await session.data(data)
-    except aiosmtplib.SMTPResponseException:
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:
             await session.rset()
         except (ConnectionError, aiosmtplib.SMTPResponseException):

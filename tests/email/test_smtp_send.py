@@ -16,6 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtplib.protocol import normalize_message_line_endings
 
+from app.core.config import Settings
+from app.email import smtp
 from app.email.devmailbox import free_port
 from app.email.smtp import send_bytes
 
@@ -28,12 +30,13 @@ class Server:
 
     port: int
     seen: list[tuple[list[str], list[str], bytes]] = field(default_factory=list)
+    refuse_with: str = "550 5.1.1 No such mailbox"  # the reply to RCPT for REFUSED
 
     async def handle_RCPT(  # noqa: N802
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         if address == REFUSED:
-            return "550 5.1.1 No such mailbox"
+            return self.refuse_with
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -74,18 +77,54 @@ def test_the_server_sees_what_sendmail_would_have_sent(server: Server, data: byt
     assert by_us[0] == [f"SIZE={len(normalize_message_line_endings(data))}"]
 
 
-def test_a_refused_recipient_raises_and_the_connection_sends_the_next(server: Server) -> None:
-    async def refused_then_sent() -> int:
+@pytest.mark.parametrize(
+    ("reply", "bounce"), [("550 5.1.1 No such mailbox", True), ("552 full", True)]
+)
+def test_a_refused_recipient_is_reported_as_sendmail_reports_it(
+    server: Server, reply: str, bounce: bool
+) -> None:
+    """A refusal at RCPT is the error sendmail raises for it (one recipient refused), so the
+    worker suppresses that address as before; the connection then sends the next message."""
+    server.refuse_with = reply
+
+    async def refused_then_sent() -> BaseException:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port) as session:
-            with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
                 await send_bytes(
                     session, sender="chorus@example.org", recipient=REFUSED, data=MESSAGES[0]
                 )
             await send_bytes(
                 session, sender="chorus@example.org", recipient="ada@example.org", data=MESSAGES[1]
             )
-            return refused.value.code
+            return refused.value
 
-    assert asyncio.run(refused_then_sent()) == 550
+    error = asyncio.run(refused_then_sent())
+    assert isinstance(error, aiosmtplib.SMTPRecipientsRefused)
+    assert [r.code for r in error.recipients] == [int(reply[:3])]
+    assert smtp.is_permanent(error) and smtp.is_bounce(error) == bounce
     [(_, recipients, content)] = server.seen
     assert recipients == ["ada@example.org"] and b"no final line feed" in content
+
+
+def test_a_new_connection_says_ehlo_first_and_gives_the_size(server: Server) -> None:
+    """The worker's connections (fastapi-mail's, without STARTTLS or login: nothing has said
+    EHLO yet) still give the server the message's SIZE with the first message."""
+    settings = Settings(SECRET_KEY="s" * 40)
+    connections = smtp.SmtpConnections(
+        smtp.mail_config(settings, server="127.0.0.1", port=server.port)
+    )
+
+    async def first() -> None:
+        connection, reused = await connections.connect()
+        assert not reused and connection.session.is_ehlo_or_helo_needed
+        await send_bytes(
+            connection.session,
+            sender="chorus@example.org",
+            recipient="ada@example.org",
+            data=MESSAGES[1],
+        )
+        await connections.close(connection)
+
+    asyncio.run(first())
+    [(options, _, _)] = server.seen
+    assert options == [f"SIZE={len(normalize_message_line_endings(MESSAGES[1]))}"]
