@@ -3,21 +3,30 @@ rendered once per (template, language, shared values) and filled in per recipien
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import cache, partial
+from string import Formatter
 from typing import Any
 
 from fastapi.templating import Jinja2Templates
-from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context, select_autoescape
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    nodes,
+    pass_context,
+    select_autoescape,
+)
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
 from app.core.config import ROOT
-from app.core.i18n import LANGUAGE_NAMES, number, translate
+from app.core.i18n import FALLBACK, LANGUAGE_NAMES, catalog, number, translate
 
 TEMPLATES_DIR = ROOT / "templates"
 
@@ -77,12 +86,17 @@ def render_email(template: str, **context: Any) -> tuple[str, str]:
 # A surge sends the same e-mail to thousands of people: the same template, language and
 # petition, only a name and two links differ. Rendering the templates for each was a fifth of a
 # mail worker's CPU per message. `render_email_for` renders them once with markers where the
-# recipient's values go, and fills the markers in for each message: the text as it is, the
-# HTML escaped as autoescaping would. It checks first that this gives what rendering whole
-# would: two more renderings (other markers, one with every character HTML escapes; and empty
-# values) must equal the first one filled in. A template that does anything else with a
-# recipient's value (a filter, a test on its length) fails the check and is rendered whole
-# for every message, as before. tests/core/test_templating.py holds it to byte equality.
+# recipient's values go, and fills the markers in for each message: the text as it is, the HTML
+# escaped as autoescaping would. Only where that is sure to give what rendering whole gives:
+# - read from the templates (those they extend and include too): every use of a recipient's
+#   value prints it as it is, `{{ name }}`, or hands it to a translation, `t("key", name=name)`,
+#   whose text (in that language and the fallback) places it as a bare `{name}`. A filter, a
+#   test (`{% if name %}`, its length), an assignment or a format spec (`{name:.10}`) is
+#   anything else;
+# - and rendered: two more renderings (other markers, with every character HTML escapes; empty
+#   values) equal the first one filled in (a shared value holding the markers' characters).
+# A file that fails either is rendered whole for every message, as before.
+# tests/email/test_render_once.py holds the result to a whole rendering, byte for byte.
 
 # Private-use characters: in no template or translation, and the values filled in are never
 # searched for them again (the skeleton is split at the markers once).
@@ -93,6 +107,74 @@ SKELETONS_KEPT = 256  # (template, language, shared values) renderings kept per 
 
 def _marker(name: str, probe: str = "") -> str:
     return f"{_OPEN}{probe}{name}{_CLOSE}"
+
+
+def _sources(env: SandboxedEnvironment, name: str) -> list[tuple[str, nodes.Template]] | None:
+    """The template `name` and those it extends, includes or imports, parsed; None where one
+    of them is named by an expression (it could be any)."""
+    found: list[tuple[str, nodes.Template]] = []
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if any(current == seen for seen, _ in found):
+            continue
+        assert env.loader is not None
+        source, _, _ = env.loader.get_source(env, current)
+        tree = env.parse(source, current)
+        found.append((current, tree))
+        kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+        for node in tree.find_all(kinds):
+            named: Any = getattr(node, "template", None)
+            if not isinstance(named, nodes.Const) or not isinstance(named.value, str):
+                return None
+            todo.append(named.value)
+    return found
+
+
+def _placed_plainly(key: str, value: str, locale: str) -> bool:
+    """Whether the translation `key` places `value` as a bare `{value}` in every form it has
+    in `locale` and in the fallback language (translate takes one or the other)."""
+    for source in (locale, FALLBACK):
+        entry = catalog(source).get(key, key)
+        for text in entry.values() if isinstance(entry, dict) else [entry]:
+            try:
+                fields = list(Formatter().parse(text))
+            except ValueError:
+                return False
+            for _, field, spec, conversion in fields:
+                if field is None or re.split(r"[.\[]", field)[0] != value:
+                    continue
+                if field != value or spec or conversion:
+                    return False
+    return True
+
+
+def _prints_plainly(trees: list[nodes.Template], names: tuple[str, ...], locale: str) -> bool:
+    """Whether every use of `names` in `trees` prints the value as it is (see above)."""
+    uses = plain = 0
+    for tree in trees:
+        uses += sum(1 for node in tree.find_all(nodes.Name) if node.name in names)
+        for output in tree.find_all(nodes.Output):
+            plain += sum(1 for n in output.nodes if isinstance(n, nodes.Name) and n.name in names)
+        for call in tree.find_all(nodes.Call):
+            if not (
+                isinstance(call.node, nodes.Name)
+                and call.node.name == "t"
+                and call.args
+                and isinstance(call.args[0], nodes.Const)
+                and isinstance(call.args[0].value, str)
+            ):
+                continue
+            key = call.args[0].value
+            for keyword in call.kwargs:
+                if (
+                    isinstance(keyword.value, nodes.Name)
+                    and keyword.value.name in names
+                    and keyword.key == keyword.value.name
+                    and _placed_plainly(key, keyword.key, locale)
+                ):
+                    plain += 1
+    return uses == plain
 
 
 @dataclass(frozen=True)
@@ -123,41 +205,66 @@ class _Skeleton:
 
 @dataclass(frozen=True)
 class _Skeletons:
-    templates: tuple[Template, Template]  # as loaded (a template changed on disk reloads)
-    text: _Skeleton | None  # None: this template is rendered whole for each message
+    files: tuple[str, ...]  # every template file the renderings read
+    templates: tuple[Template, ...]  # each as loaded then (a file changed on disk reloads)
+    text: _Skeleton | None  # None: this file is rendered whole for each message
     html: _Skeleton | None
+
+    def current(self, env: SandboxedEnvironment) -> bool:
+        """Whether no file they were made from has changed since (auto_reload)."""
+        return all(
+            env.get_template(name) is template
+            for name, template in zip(self.files, self.templates, strict=True)
+        )
 
 
 _skeletons: OrderedDict[tuple[Hashable, ...], _Skeletons] = OrderedDict()
 _skeletons_lock = threading.Lock()  # (renderers run in worker threads)
 
 
-def _build_skeletons(
-    templates: tuple[Template, Template], names: tuple[str, ...], context: dict[str, Any]
-) -> _Skeletons:
-    text_template, html_template = templates
-
-    def both(values: dict[str, str]) -> tuple[str, str]:
-        return text_template.render(**context, **values), html_template.render(**context, **values)
-
-    marked = {name: _marker(name) for name in names}
+def _skeleton(
+    template: Template,
+    trees: list[tuple[str, nodes.Template]] | None,
+    names: tuple[str, ...],
+    context: dict[str, Any],
+    *,
+    escape_values: bool,
+) -> _Skeleton | None:
+    """`template` rendered once with markers, if filling them in gives a whole rendering."""
+    if trees is None or not _prints_plainly([tree for _, tree in trees], names, context["locale"]):
+        return None
     probes = {name: _marker(name, _ESCAPED_PROBE) for name in names}
     empty = dict.fromkeys(names, "")
-    text, html = both(marked)
-    probe_text, probe_html = both(probes)
-    empty_text, empty_html = both(empty)
     try:
-        text_skeleton: _Skeleton | None = _Skeleton.of(text, names)
-        html_skeleton: _Skeleton | None = _Skeleton.of(html, names)
+        skeleton = _Skeleton.of(
+            template.render(**context, **{name: _marker(name) for name in names}), names
+        )
     except ValueError:
-        return _Skeletons(templates, None, None)
-    assert text_skeleton is not None and html_skeleton is not None
-    escaped = {name: str(escape(value)) for name, value in probes.items()}
-    if text_skeleton.fill(probes) != probe_text or text_skeleton.fill(empty) != empty_text:
-        text_skeleton = None
-    if html_skeleton.fill(escaped) != probe_html or html_skeleton.fill(empty) != empty_html:
-        html_skeleton = None
-    return _Skeletons(templates, text_skeleton, html_skeleton)
+        return None
+    filled = {n: str(escape(v)) for n, v in probes.items()} if escape_values else probes
+    if skeleton.fill(filled) != template.render(**context, **probes):
+        return None
+    if skeleton.fill(empty) != template.render(**context, **empty):
+        return None
+    return skeleton
+
+
+def _build_skeletons(
+    env: SandboxedEnvironment, template: str, names: tuple[str, ...], context: dict[str, Any]
+) -> _Skeletons:
+    text_trees = _sources(env, f"{template}.txt")
+    html_trees = _sources(env, f"{template}.html")
+    files = tuple(dict.fromkeys(name for name, _ in [*(text_trees or []), *(html_trees or [])]))
+    files = files or (f"{template}.txt", f"{template}.html")
+    templates = tuple(env.get_template(name) for name in files)
+    text_template = env.get_template(f"{template}.txt")
+    html_template = env.get_template(f"{template}.html")
+    return _Skeletons(
+        files,
+        templates,
+        _skeleton(text_template, text_trees, names, context, escape_values=False),
+        _skeleton(html_template, html_trees, names, context, escape_values=True),
+    )
 
 
 def render_email_for(
@@ -168,27 +275,27 @@ def render_email_for(
     own links), `shared` what every recipient of it shares (hashable: the rendering is kept
     for them). Returns (text, html), the same as rendering whole."""
     env = email_environment()
-    templates = (env.get_template(f"{template}.txt"), env.get_template(f"{template}.html"))
     names = tuple(sorted(personal))
-    key = (template, locale, names, tuple(sorted(shared.items())))
+    # (Each value's type too: 1, 1.0 and True are equal keys, and render differently.)
+    values = tuple((name, type(value), value) for name, value in sorted(shared.items()))
+    key = (template, locale, names, values)
     context: dict[str, Any] = {"t": partial(translate, locale), "locale": locale, **shared}
     with _skeletons_lock:
         found = _skeletons.get(key)
         if found is not None:
             _skeletons.move_to_end(key)
-    if found is None or found.templates != templates:
-        found = _build_skeletons(templates, names, context)
+    if found is None or not found.current(env):
+        found = _build_skeletons(env, template, names, context)
         with _skeletons_lock:
             _skeletons[key] = found
             while len(_skeletons) > SKELETONS_KEPT:
                 _skeletons.popitem(last=False)
-    text = (
-        found.text.fill(personal)
-        if found.text is not None
-        else templates[0].render(**context, **personal)
-    )
+    if found.text is not None:
+        text = found.text.fill(personal)
+    else:
+        text = env.get_template(f"{template}.txt").render(**context, **personal)
     if found.html is not None:
         html = found.html.fill({name: str(escape(value)) for name, value in personal.items()})
     else:
-        html = templates[1].render(**context, **personal)
+        html = env.get_template(f"{template}.html").render(**context, **personal)
     return text, html

@@ -163,9 +163,10 @@ _QUICK_HEADERS = _QuickHeaders()
 
 
 # Headers whose values many messages share: their folded form is kept (_fold_slowly). Not the
-# recipient's own (To, List-Unsubscribe...): each is written once, and would only push the
-# shared ones out (and keep people's names and addresses in memory).
-_SHARED_HEADERS = frozenset(("Subject", "From"))
+# recipient's own (To, List-Unsubscribe...) nor From (a supporter's letter is from their name):
+# each is written once, and would only push the shared ones out (and keep people's names and
+# addresses in memory after they asked to be forgotten).
+_SHARED_HEADERS = frozenset(("Subject",))
 
 
 @lru_cache(maxsize=1024)

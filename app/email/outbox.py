@@ -24,6 +24,7 @@ from typing import Any, overload
 
 from sqlalchemy import (
     BigInteger,
+    ClauseElement,
     ColumnElement,
     Insert,
     Integer,
@@ -294,7 +295,11 @@ def _update_held(session: Session, ids: list[int], *, worker: str, **values: Any
     """Update the messages `worker` still holds; one whose lease ran out (and which another
     worker may have taken over) is left alone. Returns how many changed."""
     # A value computed by the database (attempts - 1) is written into the statement.
-    computed = {name: v for name, v in values.items() if isinstance(v, ColumnElement)}
+    computed = {
+        name: v
+        for name, v in values.items()
+        if isinstance(v, ClauseElement) or hasattr(v, "__clause_element__")
+    }
     parameters = {f"new_{name}": v for name, v in values.items() if name not in computed}
     statement = _held_update(tuple(sorted(name for name in values if name not in computed)))
     if computed:

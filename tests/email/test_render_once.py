@@ -5,6 +5,7 @@ more with a recipient's value than print it is rendered whole."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from jinja2 import DictLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from app.core import templating
+from app.core import i18n, templating
 from app.core.i18n import translate
 from app.core.templating import render_email, render_email_for
 from app.updates.tasks import _paragraphs
@@ -85,14 +86,27 @@ def environment(templates: dict[str, str]) -> SandboxedEnvironment:
     )
 
 
+@pytest.fixture(autouse=True)
+def _nothing_kept() -> Iterator[None]:
+    """Each test starts and ends with no kept rendering (its templates' names are reused)."""
+    templating._skeletons.clear()  # noqa: SLF001
+    yield
+    templating._skeletons.clear()  # noqa: SLF001
+
+
 @pytest.mark.parametrize(
     "use",
     [
         "{{ name|upper }}",  # a filter
-        "{% if name|length > 3 %}long{% endif %}{{ name }}",  # a test on the value
+        "{{ name|truncate(12) }}",
+        "{{ name|replace(' ', '_') }}",
+        "{% if name|length > 25 %}long{% endif %}{{ name }}",  # a test on the value
+        "{% if name == 'Ann' %}Ann!{% endif %}{{ name }}",
         "{% if name %}Dear {{ name }}{% else %}Hello{% endif %}",  # on its being empty
+        "{% set who = name %}{{ who }}",
         "{{ name|safe }}",  # not escaped in HTML
         "{{ name|urlencode }}",
+        "{{ name ~ '!' }}",
     ],
 )
 def test_a_template_that_does_more_with_a_value_is_rendered_whole(
@@ -100,7 +114,7 @@ def test_a_template_that_does_more_with_a_value_is_rendered_whole(
 ) -> None:
     env = environment({"x.txt": f"Hi {use}.", "x.html": f"<p>Hi {use}.</p>"})
     monkeypatch.setattr(templating, "email_environment", lambda: env)
-    for name in ["Ann", "Bartholomew <b>", "", "김"]:
+    for name in ["Ann", "Bartholomew Fitzgerald <b> the Third", "", "김", "A B"]:
         got = render_email_for("x", locale="en", personal={"name": name})
         context = {"t": partial(translate, "en"), "locale": "en", "name": name}
         whole = (
@@ -108,9 +122,55 @@ def test_a_template_that_does_more_with_a_value_is_rendered_whole(
             env.get_template("x.html").render(context),
         )
         assert got == whole, name
-    (kept,) = [v for k, v in templating._skeletons.items() if k[0] == "x"]  # noqa: SLF001
-    assert kept.text is None or kept.html is None  # at least one of them is rendered whole
-    templating._skeletons.clear()  # noqa: SLF001 (another test's "x" would find this one)
+    (kept,) = templating._skeletons.values()  # noqa: SLF001
+    assert kept.text is None and kept.html is None  # read as more than printing: whole
+
+
+def test_a_translation_that_formats_a_value_is_rendered_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`t("key", name=name)` is filled in only where the key's text places the value as a
+    bare {name}: a format spec (here: the first three characters) is more than that."""
+    env = environment(
+        {"w.txt": '{{ t("w.hi", name=name) }}', "w.html": '{{ t("w.hi", name=name) }}'}
+    )
+    monkeypatch.setattr(templating, "email_environment", lambda: env)
+    texts = {"w.hi": "Hi {name:.3}!"}
+    monkeypatch.setattr(i18n, "catalog", lambda locale: texts)
+    monkeypatch.setattr(templating, "catalog", lambda locale: texts)
+    assert render_email_for("w", locale="en", personal={"name": "Bartholomew"}) == ("Hi Bar!",) * 2
+    assert render_email_for("w", locale="en", personal={"name": "Ann <b>"}) == (
+        "Hi Ann!",
+        "Hi Ann!",
+    )
+    texts["w.hi"] = "Hi {name}!"  # as the real catalogs place names
+    templating._skeletons.clear()  # noqa: SLF001
+    assert render_email_for("w", locale="en", personal={"name": "Ann <b>"}) == (
+        "Hi Ann <b>!",
+        "Hi Ann &lt;b&gt;!",
+    )
+    assert all(k.text and k.html for k in templating._skeletons.values())  # noqa: SLF001
+
+
+def test_a_value_s_type_is_part_of_what_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = environment({"v.txt": "{{ n }} {{ name }}", "v.html": "{{ n }} {{ name }}"})
+    monkeypatch.setattr(templating, "email_environment", lambda: env)
+    assert render_email_for("v", locale="en", personal={"name": "A"}, n=1)[0] == "1 A"
+    assert render_email_for("v", locale="en", personal={"name": "A"}, n=True)[0] == "True A"
+    assert render_email_for("v", locale="en", personal={"name": "A"}, n=1.0)[0] == "1.0 A"
+
+
+def test_a_changed_layout_is_rendered_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept rendering is dropped when any file it was made from changed, the layout a
+    template extends included."""
+    layout = "Top {% block body %}{% endblock %}"
+    child = '{% extends "base.txt" %}{% block body %}{{ name }}{% endblock %}'
+    env = environment({"base.txt": layout, "u.txt": child, "u.html": "{{ name }}"})
+    monkeypatch.setattr(templating, "email_environment", lambda: env)
+    assert render_email_for("u", locale="en", personal={"name": "A"})[0] == "Top A"
+    env.loader = DictLoader({"base.txt": "New " + layout, "u.txt": child, "u.html": "{{ name }}"})
+    env.cache.clear()  # type: ignore[union-attr]
+    assert render_email_for("u", locale="en", personal={"name": "B"})[0] == "New Top B"
 
 
 def test_a_changed_template_is_rendered_anew(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +182,6 @@ def test_a_changed_template_is_rendered_anew(monkeypatch: pytest.MonkeyPatch) ->
     env.loader = DictLoader({"y.txt": "Two {{ name }}", "y.html": "<p>Two {{ name }}</p>"})
     env.cache.clear()  # type: ignore[union-attr]
     assert render_email_for("y", locale="en", personal={"name": "B"}) == ("Two B", "<p>Two B</p>")
-    templating._skeletons.clear()  # noqa: SLF001
 
 
 def test_the_renderings_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,4 +192,3 @@ def test_the_renderings_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
         text, _ = render_email_for("z", locale="en", personal={"name": "N"}, title=f"T{number}")
         assert text == f"T{number} N"
     assert len(templating._skeletons) == 5  # noqa: SLF001
-    templating._skeletons.clear()  # noqa: SLF001
