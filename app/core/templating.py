@@ -252,18 +252,15 @@ def _skeleton(
 def _build_skeletons(
     env: SandboxedEnvironment, template: str, names: tuple[str, ...], context: dict[str, Any]
 ) -> _Skeletons:
-    text_trees = _sources(env, f"{template}.txt")
-    html_trees = _sources(env, f"{template}.html")
-    files = tuple(dict.fromkeys(name for name, _ in [*(text_trees or []), *(html_trees or [])]))
-    files = files or (f"{template}.txt", f"{template}.html")
-    templates = tuple(env.get_template(name) for name in files)
-    text_template = env.get_template(f"{template}.txt")
-    html_template = env.get_template(f"{template}.html")
+    text_name, html_name = f"{template}.txt", f"{template}.html"
+    text_trees, html_trees = _sources(env, text_name), _sources(env, html_name)
+    read = [name for name, _ in [*(text_trees or []), *(html_trees or [])]]
+    loaded = {name: env.get_template(name) for name in [text_name, html_name, *read]}
     return _Skeletons(
-        files,
-        templates,
-        _skeleton(text_template, text_trees, names, context, escape_values=False),
-        _skeleton(html_template, html_trees, names, context, escape_values=True),
+        tuple(loaded),
+        tuple(loaded.values()),
+        _skeleton(loaded[text_name], text_trees, names, context, escape_values=False),
+        _skeleton(loaded[html_name], html_trees, names, context, escape_values=True),
     )
 
 
