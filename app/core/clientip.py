@@ -9,9 +9,10 @@ reports for an IPv4 client) is the IPv4 address it carries.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 import ipaddress
+import socket
 
 from app.core.config import Settings
 
@@ -19,6 +20,10 @@ from app.core.config import Settings
 def source_network(ip: str) -> str:
     """The unit a client address is counted as: `203.0.113.7`, or `2001:db8:1:2::/64`."""
     text = ip.strip()
+    try:  # An IPv4 address as it comes (the common case), in C: ipaddress's parse is ~20 us.
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        pass
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -30,9 +35,14 @@ def source_network(ip: str) -> str:
     return str(address)
 
 
+@functools.lru_cache(maxsize=16)
+def _key(secret: str) -> bytes:
+    """The hashing key derived from a secret (derived once per secret, not per address)."""
+    return hmac.digest(secret.encode(), b"chorus-ip", "sha256")
+
+
 def _hash(secret: str, value: str) -> str:
-    key = hmac.new(secret.encode(), b"chorus-ip", hashlib.sha256).digest()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(_key(secret), value.encode(), "sha256").hex()[:32]
 
 
 def ip_hash(settings: Settings, ip: str) -> str:
@@ -54,5 +64,10 @@ def ip_hashes(settings: Settings, ip: str) -> tuple[str, ...]:
     values = [source_network(ip)]
     if ip.strip() != values[0]:
         values.append(ip.strip())
-    found = [_hash(secret, value) for value in values for secret in settings.signing_secrets]
+    secrets = (
+        [settings.SECRET_KEY.get_secret_value()]
+        if not settings.SECRET_KEY_FALLBACKS.get_secret_value()
+        else settings.signing_secrets
+    )
+    found = [_hash(secret, value) for value in values for secret in secrets]
     return tuple(dict.fromkeys(found))

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
@@ -116,14 +116,19 @@ def make_engine(url: str, *, pool_size: int = 10, pool_timeout: float = 30.0) ->
     )
 
 
-def set_for_transaction(session: Session, name: str, value: str) -> None:
-    """A PostgreSQL setting (a planner's, say) for the rest of the caller's transaction only
-    (`set_config(..., true)`): nothing outlives it, so a PgBouncer in transaction mode may hand
-    the connection to anyone next. Nothing on SQLite, which has no such settings."""
+def set_for_transaction(session: Session, **settings: str) -> None:
+    """PostgreSQL settings (a planner's, say) for the rest of the caller's transaction only
+    (`set_config(..., true)`), all in one statement: nothing outlives the transaction, so a
+    PgBouncer in transaction mode may hand the connection to anyone next. Nothing on SQLite,
+    which has no such settings."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
+        names = list(settings)
+        sql = "SELECT " + ", ".join(
+            f"set_config(%(name_{n})s, %(value_{n})s, true)" for n in range(len(names))
         )
+        params = {f"name_{n}": name for n, name in enumerate(names)}
+        params.update({f"value_{n}": settings[name] for n, name in enumerate(names)})
+        session.connection().exec_driver_sql(sql, params)
 
 
 def dialect_insert(session: Session) -> Any:

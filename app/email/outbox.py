@@ -258,7 +258,7 @@ def plan_claims_in_index_order(session: Session) -> None:
     fetches and sorts all of them instead (100k: 80 ms per claim, spilled to disk), while the
     index gives the batch in a millisecond whatever the statistics say.
     """
-    set_for_transaction(session, "enable_sort", "off")
+    set_for_transaction(session, enable_sort="off")
 
 
 def claim(session: Session, *, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:

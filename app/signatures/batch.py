@@ -39,6 +39,7 @@ from app.core.config import Settings
 from app.core.errors import ProblemError
 from app.core.i18n import negotiate
 from app.petitions import service as petition_service
+from app.petitions.models import Petition
 from app.signatures import service as signature_service
 from app.signatures.models import SignatureCreate
 
@@ -199,22 +200,33 @@ class SigningBatcher:
 
     def _commit(self, jobs: list[SignJob]) -> None:
         ready: list[tuple[SignJob, signature_service.SignRequest]] = []
+        # A batch's signers mostly sign one petition in a few languages: each petition is
+        # looked up and checked, and each language chosen, once per batch.
+        accepting: dict[str, tuple[Petition, list[str]]] = {}
+        chosen: dict[tuple[str, str | None, str | None], str] = {}
         with Session(self.engine, expire_on_commit=False) as session:
             for job in jobs:
-                try:
-                    petition = petition_service.get_public(
-                        session, slug=job.slug, cache_seconds=self.settings.CACHE_SECONDS
+                found = accepting.get(job.slug)
+                if found is None:
+                    try:
+                        petition = petition_service.get_public(
+                            session, slug=job.slug, cache_seconds=self.settings.CACHE_SECONDS
+                        )
+                        petition_service.ensure_accepting(petition)
+                    except ProblemError as exc:  # unknown, closed or paused: this request only
+                        job.future.set_exception(exc)
+                        continue
+                    found = accepting[job.slug] = (petition, petition.locales)
+                petition, locales = found
+                key = (job.slug, job.data.locale, job.accept_language)
+                locale = chosen.get(key)
+                if locale is None:
+                    locale = chosen[key] = negotiate(
+                        query=job.data.locale,
+                        accept_language=job.accept_language,
+                        available=locales,
+                        default=petition.default_locale,
                     )
-                    petition_service.ensure_accepting(petition)
-                except ProblemError as exc:  # unknown, closed or paused: this request only
-                    job.future.set_exception(exc)
-                    continue
-                locale = negotiate(
-                    query=job.data.locale,
-                    accept_language=job.accept_language,
-                    available=petition.locales,
-                    default=petition.default_locale,
-                )
                 request = signature_service.SignRequest(petition, job.data, locale, job.source)
                 ready.append((job, request))
             if ready:

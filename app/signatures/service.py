@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,9 +18,11 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     text,
 )
 from sqlalchemy import select as sql_select
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
@@ -166,9 +169,15 @@ def _record(
     if session.get_bind().dialect.name == "postgresql":
         # Signatures and their e-mails in one statement (a data-modifying CTE): one round trip
         # per batch, and no SQL text growing with the batch.
-        params = _columns(rows, now)
-        params.update(max_sends=settings.MAX_CONFIRMATION_SENDS, day=day)
-        new_pending, new_held, repeated = session.execute(PG_SIGN_MANY, params).one()
+        params = {
+            **PG_SIGN_MANY_CONSTANTS,
+            "rows": _rows_json(rows),
+            "now": now,
+            "max_sends": settings.MAX_CONFIRMATION_SENDS,
+            "day": day,
+        }
+        result = session.connection().exec_driver_sql(PG_SIGN_MANY_SQL, params)
+        new_pending, new_held, repeated = result.one()
         return int(new_pending), int(new_held), int(repeated)
     # Core insert on the table, not the ORM-enabled one: this is the hot path of a surge. Several
     # rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
@@ -241,12 +250,10 @@ _PG_RECORDED = (
                                     postcode, consent_updates, locale, status, held_reason,
                                     ip_hash, email_domain, created_at, confirmation_sends)
         SELECT r.*, :now, 1
-        FROM unnest(CAST(:petition_id AS integer[]), CAST(:name AS text[]),
-                    CAST(:email AS text[]), CAST(:email_normalised AS text[]),
-                    CAST(:country AS text[]), CAST(:postcode AS text[]),
-                    CAST(:consent_updates AS boolean[]), CAST(:locale AS text[]),
-                    CAST(:status AS text[]), CAST(:held_reason AS text[]),
-                    CAST(:ip_hash AS text[]), CAST(:email_domain AS text[])) AS r
+        FROM json_to_recordset(CAST(:rows AS json))
+             AS r(petition_id integer, name text, email text, email_normalised text,
+                  country text, postcode text, consent_updates boolean, locale text,
+                  status text, held_reason text, ip_hash text, email_domain text)
         ON CONFLICT (petition_id, email_normalised) DO UPDATE
         SET confirmation_sends = CASE
             WHEN s.status = 'pending' AND s.confirmation_sends < :max_sends
@@ -282,13 +289,11 @@ _PG_MAIL = outbox.queue_statement(
         _PG_RECORDED.c.email,
         _PG_NOW,
         _PG_NOW,
-    ).where(
-        _PG_RECORDED.c.status.in_(
-            [
-                SignatureStatus.pending.value,
-                SignatureStatus.confirmed.value,
-                SignatureStatus.withdrawn.value,
-            ]
+    ).where(  # (not IN: its list would be a parameter SQLAlchemy expands per execution)
+        or_(
+            _PG_PENDING,
+            _PG_RECORDED.c.status == SignatureStatus.confirmed.value,
+            _PG_RECORDED.c.status == SignatureStatus.withdrawn.value,
         )
     ),
     dialect="postgresql",
@@ -306,6 +311,17 @@ PG_SIGN_MANY: Select[int, int, int] = (
     .select_from(_PG_RECORDED)
     .add_cte(_PG_MAIL)
 )
+# The statement as the driver takes it, compiled once: a batch hands it to psycopg directly,
+# without SQLAlchemy's per-execution work (a third of the CPU a batch spent in Python). Its
+# constants (the e-mails' kinds, the dedup keys' prefixes) are parameters SQLAlchemy made.
+_PG_COMPILED = PG_SIGN_MANY.compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
+PG_SIGN_MANY_SQL = _PG_COMPILED.string
+PG_SIGN_MANY_CONSTANTS = {
+    key: value
+    for key, value in _PG_COMPILED.construct_params(_check=False).items()
+    if value is not None
+}
+assert "POSTCOMPILE" not in PG_SIGN_MANY_SQL
 PG_COLUMNS = (
     "petition_id",
     "name",
@@ -322,11 +338,14 @@ PG_COLUMNS = (
 )
 
 
-def _columns(rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    columns: dict[str, Any] = {name: [row[name] for row in rows] for name in PG_COLUMNS}
-    columns["status"] = [str(status) for status in columns["status"]]
-    columns["now"] = now
-    return columns
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    """The rows as one JSON document (json_to_recordset): one parameter for the driver to send
+    instead of an array per column, each dumped element by element in Python."""
+    return json.dumps(
+        [{name: row[name] for name in PG_COLUMNS} for row in rows],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def confirmation_token(settings: Settings, *, signature_id: int) -> str:
