@@ -22,7 +22,7 @@ from app.core.db import make_engine
 from app.core.docs import install_docs
 from app.core.error_pages import install_error_pages, install_slash_redirects
 from app.core.errors import document_problems, install_problem_handlers
-from app.core.headers import SecurityHeaders, secure_unexpected_errors
+from app.core.headers import SecurityHeaders, secure_unexpected_errors, security_headers
 from app.core.http import CachedReads
 from app.core.lanes import AdminLane
 from app.core.logging import RequestLog, configure_logging
@@ -94,7 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     secure_unexpected_errors(app, content_security_policy=page_policy(settings))
     install_slash_redirects(app)
 
-    app.add_middleware(FastSigning)
     app.add_middleware(
         AdminLane,
         limit=settings.ADMIN_MAX_CONCURRENT_REQUESTS,
@@ -102,6 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders, content_security_policy=page_policy(settings))
     # Outside Starlette's error middleware and FastAPI's own (app/core/application.py):
+    app.add_outer_middleware(  # valid signatures answered before all the rest
+        FastSigning, application=app, security_headers=security_headers(page_policy(settings))
+    )
     app.add_outer_middleware(CachedReads)  # fresh cached reads answered before all the rest
     app.add_outer_middleware(metrics.RequestTimer)  # times everything inside
     app.add_outer_middleware(RequestLog, settings=settings)  # every request, its ID, 500s too

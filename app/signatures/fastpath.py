@@ -1,9 +1,13 @@
-"""The signing API's fast path: a valid signature skips the framework's routing.
+"""The signing API's fast path: a valid signature skips the framework.
 
 In a surge, FastAPI's router (which walks every route), its dependency machinery and its
-middleware cost more CPU than recording the signature itself (group-committed, see batch.py).
-So this ASGI middleware, in front of all of them, answers `POST /api/v1/petitions/{slug}/
-signatures` itself when it can, and only parses differently:
+middleware (Starlette's error and body-limit layers, FastAPI's telemetry check, Chorus's admin
+lane and security headers) cost more CPU than recording the signature itself (group-committed,
+see batch.py). So this ASGI middleware, in front of all of them (an outer middleware, as
+app/core/application.py has them: only the request log, the request timer and the cached
+reads stand before it), answers `POST /api/v1/petitions/{slug}/signatures` itself when it can,
+with the security headers every answer gets (app/core/headers.py), and only parses
+differently:
 
 1. the path must match SIGN_PATH and the body be JSON (`Content-Type: application/json`);
 2. the body is read up to MAX_BODY_BYTES and validated with the route's model
@@ -30,6 +34,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.abuse.service import SigningSource
+from app.core.headers import missing, sending_with
 from app.core.metrics import ROUTE_KEY
 from app.signatures.models import SignatureCreate
 
@@ -57,8 +62,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class FastSigning:
-    def __init__(self, app: ASGIApp) -> None:
+    """`application`: the FastAPI app it stands in front of (its settings, its signing batcher,
+    its exception handlers); `security_headers`: what every answer carries (headers.py)."""
+
+    def __init__(
+        self, app: ASGIApp, *, application: Any, security_headers: list[tuple[bytes, bytes]]
+    ) -> None:
         self.app = app
+        self.application = application
+        self.security_headers = security_headers
+        self.accepted_headers = [
+            *ACCEPTED_HEADERS,
+            *missing(ACCEPTED_HEADERS, security_headers),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = (
@@ -66,12 +82,17 @@ class FastSigning:
             if scope["type"] == "http" and scope["method"] == "POST"
             else None
         )
-        application = scope.get("app")
-        if match is None or application is None or application.state.settings.CAPTCHA_PROVIDER:
+        application = self.application
+        if match is None or application.state.settings.CAPTCHA_PROVIDER:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+        content_type = accept_language = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"accept-language":
+                accept_language = value
+        if content_type is None or not content_type.startswith(b"application/json"):
             await self.app(scope, receive, send)
             return
         limit = application.state.settings.MAX_BODY_BYTES
@@ -92,7 +113,6 @@ class FastSigning:
             return
         scope[ROUTE_KEY] = SIGN_ROUTE  # (the request's metrics: the route's, answered here)
         client = scope.get("client")
-        accept_language = headers.get(b"accept-language")
         try:
             await application.state.signing.sign(
                 slug=match[1],
@@ -104,12 +124,13 @@ class FastSigning:
             handler = _handler_for(application, exc)
             if handler is None:
                 raise
+            scope["app"] = application  # (as Starlette sets it: the handlers' request.app)
             response = handler(Request(scope, receive), exc)
             if inspect.isawaitable(response):
                 response = await response
-            await response(scope, receive, send)
+            await response(scope, receive, sending_with(send, self.security_headers))
             return
-        await send({"type": "http.response.start", "status": 202, "headers": ACCEPTED_HEADERS})
+        await send({"type": "http.response.start", "status": 202, "headers": self.accepted_headers})
         await send({"type": "http.response.body", "body": ACCEPTED})
 
 
