@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -50,13 +50,68 @@ FIRST_BATCH = 16
 LINGER_SECONDS = 0.002
 
 
-@dataclass
+class _Unanswered:
+    """A job's outcome before the writer has one."""
+
+
+UNANSWERED = _Unanswered()
+
+
+@dataclass(eq=False)
 class SignJob:
+    """A signature waiting for its batch, and who waits for it: a thread (`future`, from
+    submit) or a request on an event loop (`waiter`, from sign)."""
+
     slug: str
     data: SignatureCreate
     accept_language: str | None
     source: SigningSource
-    future: Future[None] = field(default_factory=Future)
+    future: Future[None] | None = None
+    waiter: asyncio.Future[None] | None = None
+    outcome: BaseException | _Unanswered | None = UNANSWERED  # None: recorded
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome is not UNANSWERED
+
+    def answer(self, error: BaseException | None = None) -> None:
+        """The job's outcome (None: recorded), told to its waiter by _publish; the first
+        one given stands."""
+        if self.outcome is UNANSWERED:
+            self.outcome = error
+
+
+def _publish(jobs: list[SignJob]) -> None:
+    """Tell each job's waiter its outcome. Requests on an event loop are told in one call per
+    loop and batch: one wake-up of the loop for the whole batch (one each, through
+    concurrent futures, cost the loop a third of its CPU per signature)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[SignJob]] = {}
+    for job in jobs:
+        if job.waiter is not None:
+            by_loop.setdefault(job.waiter.get_loop(), []).append(job)
+        elif job.future is not None and not job.future.done():
+            if isinstance(job.outcome, BaseException):
+                job.future.set_exception(job.outcome)
+            else:
+                job.future.set_result(None)
+    for loop, waiting in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, waiting)
+        except RuntimeError:  # the loop has closed: nobody waits any more
+            pass
+
+
+def _settle(jobs: list[SignJob]) -> None:
+    """On the jobs' event loop: their waiters' results (a request gone meanwhile, its waiter
+    cancelled, is skipped: its signature stands)."""
+    for job in jobs:
+        assert job.waiter is not None
+        if job.waiter.done():
+            continue
+        if isinstance(job.outcome, BaseException):
+            job.waiter.set_exception(job.outcome)
+        else:
+            job.waiter.set_result(None)
 
 
 class SigningBatcher:
@@ -75,10 +130,14 @@ class SigningBatcher:
         accept_language: str | None,
         source: SigningSource,
     ) -> Future[None]:
-        """Queue a signature; the future resolves once it is committed (or fails)."""
-        job = SignJob(slug=slug, data=data, accept_language=accept_language, source=source)
+        """Queue a signature from a thread; the future resolves once it is committed (or
+        fails)."""
+        job = SignJob(
+            slug=slug, data=data, accept_language=accept_language, source=source, future=Future()
+        )
         self._ensure_started()
         self._queue.put(job)
+        assert job.future is not None
         return job.future
 
     async def sign(
@@ -102,10 +161,13 @@ class SigningBatcher:
             await run_in_threadpool(
                 abuse_service.check_captcha, self.settings, token=data.captcha_token, ip=source.ip
             )
-        submitted = self.submit(
-            slug=slug, data=data, accept_language=accept_language, source=source
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        job = SignJob(
+            slug=slug, data=data, accept_language=accept_language, source=source, waiter=waiter
         )
-        await asyncio.wrap_future(submitted)
+        self._ensure_started()
+        self._queue.put(job)
+        await waiter
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -147,8 +209,8 @@ class SigningBatcher:
             except BaseException as exc:  # never leave a request waiting
                 log.exception("signing batch failed")
                 for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                    job.answer(exc)
+            _publish(jobs)
             if stop:
                 return
 
@@ -191,12 +253,12 @@ class SigningBatcher:
             # others are not refused because of it.
             log.warning("signing batch of %d failed (%s); retrying one by one", len(jobs), exc)
             for job in jobs:
-                if job.future.done():  # already answered on its own (e.g. a closed petition)
+                if job.answered:  # already answered on its own (e.g. a closed petition)
                     continue
                 try:
                     self._commit([job])
                 except Exception as single:
-                    job.future.set_exception(single)
+                    job.answer(single)
 
     def _commit(self, jobs: list[SignJob]) -> None:
         ready: list[tuple[SignJob, signature_service.SignRequest]] = []
@@ -214,7 +276,7 @@ class SigningBatcher:
                         )
                         petition_service.ensure_accepting(petition)
                     except ProblemError as exc:  # unknown, closed or paused: this request only
-                        job.future.set_exception(exc)
+                        job.answer(exc)
                         continue
                     found = accepting[job.slug] = (petition, petition.locales)
                 petition, locales = found
@@ -235,4 +297,4 @@ class SigningBatcher:
                 )
             session.commit()
         for job, _ in ready:
-            job.future.set_result(None)
+            job.answer()

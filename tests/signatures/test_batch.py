@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,6 +82,44 @@ def test_signatures_waiting_together_share_one_commit_and_each_is_answered(
     assert held.batches == [1, 40]
     assert session.exec(select(func.count()).select_from(Signature)).one() == 41
     assert session.exec(select(func.count()).select_from(OutboxMessage)).one() == 41
+
+
+def test_a_request_gone_before_its_commit_leaves_the_others_answered_and_its_signature_stands(
+    session: Session, engine: Engine, settings: Settings
+) -> None:
+    """Requests on an event loop are answered once per batch (batch._publish); one whose
+    client went away meanwhile (its waiter cancelled) is skipped, and the rest of its batch
+    still hear that they were recorded."""
+    petition = make_petition(session)
+    batcher = batch.SigningBatcher(engine, settings)
+    held = hold_first_commit(batcher)
+
+    def request() -> Any:
+        return batcher.sign(
+            slug=petition.slug,
+            data=SignatureCreate(**signer()),
+            accept_language=None,
+            source=SigningSource(ip="198.51.100.8"),
+        )
+
+    async def surge() -> list[Any]:
+        first = asyncio.create_task(request())
+        assert await asyncio.to_thread(held.started.wait, 10)  # being committed, held
+        waiting = [asyncio.create_task(request()) for _ in range(5)]
+        await asyncio.sleep(0.05)  # all five queued for the next batch
+        waiting[2].cancel()  # its client went away
+        held.release.set()
+        return await asyncio.gather(first, *waiting, return_exceptions=True)
+
+    try:
+        answers = asyncio.run(surge())
+    finally:
+        batcher.stop()
+    assert isinstance(answers[3], asyncio.CancelledError)
+    assert [a for n, a in enumerate(answers) if n != 3] == [None] * 5
+    assert held.batches == [1, 5]
+    stored = session.exec(select(func.count()).select_from(Signature)).one()
+    assert stored == 6  # the one whose client left too
 
 
 def test_a_batch_that_fails_is_retried_one_by_one_and_a_refused_request_keeps_its_answer(
