@@ -9,7 +9,7 @@ import ipaddress
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -127,10 +127,10 @@ def _window_counts_postgres(
     *,
     now: datetime,
 ) -> dict[tuple[str, str], list[int]]:
-    """_window_counts on PostgreSQL: one row per stored value of each source (two arrays that
-    unnest in step, so the planner knows how many: json_each's rows it takes for 100), each an
-    index lookup counting up to the source's hourly limit; a source stored under several values
-    adds theirs up (a sum of counts capped at the limit is at the limit when the whole is).
+    """_window_counts on PostgreSQL: one row per stored value of each source (a JSON parameter
+    per column), each an index lookup counting up to the source's hourly limit; a source
+    stored under several values adds theirs up (a sum of counts capped at the limit is at the
+    limit when the whole is).
 
     One statement text for every batch, passed to the driver as it is: none of SQLAlchemy's
     per-statement work, none of a text built per batch (half the CPU the signing batch spent
@@ -185,72 +185,77 @@ def hold_reasons(
 ) -> list[str | None]:
     """For each signature of a batch, why it should be held instead of confirmed (or None).
 
-    Each source's recent signatures are counted once per batch; the batch's own signatures
-    count towards the limits of those after them, as if they had come one by one.
+    What the honeypot and the allow/block rules say comes first; every other signature counts
+    towards its source's limits (its address's, and its domain's unless exempt). Each source's
+    recent signatures are counted once per batch, all in one statement; the batch's own
+    signatures count towards the limits of those after them, as if they had come one by one.
     """
     rules = _rules(session, cache_seconds=settings.CACHE_SECONDS)
-    # A dry run finds every source the checks count (they count them whatever the outcome),
-    # so that all their windows are read in one statement; then the real run.
-    wanted: dict[str, tuple[Any, dict[str, tuple[str, ...]], int]] = {}
-
-    def want(column: Any, values: tuple[str, ...], per_minute: int, per_hour: int) -> list[int]:
-        _, groups, cap = wanted.get(column.key, (column, {}, 0))
-        groups[values[0]] = values
-        wanted[column.key] = (column, groups, max(cap, per_hour))
-        return [0, 0]
-
+    exempt = set(settings.RATE_LIMIT_DOMAIN_EXEMPT)
+    ruled: list[str | None] = []  # a reason, _ALLOWED, or None: to be counted
+    ips: dict[str, tuple[str, ...]] = {}
+    domains: dict[str, tuple[str, ...]] = {}
     for check in checks:
-        _hold_reason(check, settings, rules, want)
+        verdict = _ruled(check, rules)
+        ruled.append(verdict)
+        if verdict is None:
+            digests = _digests(check)
+            if digests:
+                ips[digests[0]] = digests
+            if check.domain not in exempt:
+                domains[check.domain] = (check.domain,)
+    wanted: dict[str, tuple[Any, dict[str, tuple[str, ...]], int]] = {}
+    if ips:
+        wanted[_IP_HASH.key] = (_IP_HASH, ips, settings.RATE_LIMIT_IP_PER_HOUR)
+    if domains:
+        wanted[_EMAIL_DOMAIN.key] = (_EMAIL_DOMAIN, domains, settings.RATE_LIMIT_DOMAIN_PER_HOUR)
     windows = _window_counts(session, wanted, now=utcnow())
 
-    def window(column: Any, values: tuple[str, ...], per_minute: int, per_hour: int) -> list[int]:
-        return windows.setdefault((column.key, values[0]), [0, 0])
-
     reasons: list[str | None] = []
-    for check in checks:
-        reasons.append(_hold_reason(check, settings, rules, window))
+    for check, verdict in zip(checks, ruled, strict=True):
+        if verdict is not None:
+            reasons.append(None if verdict == _ALLOWED else verdict)
+            continue
+        reason = None
+        digests = _digests(check)
+        if digests:
+            ip = windows.setdefault((_IP_HASH.key, digests[0]), [0, 0])
+            if (
+                ip[0] >= settings.RATE_LIMIT_IP_PER_MINUTE
+                or ip[1] >= settings.RATE_LIMIT_IP_PER_HOUR
+            ):
+                reason = "rate-ip"
+            ip[0], ip[1] = ip[0] + 1, ip[1] + 1  # this signature is stored, held or not
+        if check.domain not in exempt:
+            domain = windows.setdefault((_EMAIL_DOMAIN.key, check.domain), [0, 0])
+            if reason is None and (
+                domain[0] >= settings.RATE_LIMIT_DOMAIN_PER_MINUTE
+                or domain[1] >= settings.RATE_LIMIT_DOMAIN_PER_HOUR
+            ):
+                reason = "rate-domain"
+            domain[0], domain[1] = domain[0] + 1, domain[1] + 1
+        reasons.append(reason)
     return reasons
 
 
-def _hold_reason(
-    check: HoldCheck,
-    settings: Settings,
-    rules: dict[tuple[str, str], str],
-    window: Callable[[Any, tuple[str, ...], int, int], list[int]],
-) -> str | None:
+_ALLOWED = "allowed"  # (_ruled: an allow rule's verdict, which holds nothing)
+
+
+def _digests(check: HoldCheck) -> tuple[str, ...]:
+    return check.ip_digests or ((check.ip_digest,) if check.ip_digest else ())
+
+
+def _ruled(check: HoldCheck, rules: dict[tuple[str, str], str]) -> str | None:
+    """What the honeypot and the rules decide of a signature: a reason to hold it, _ALLOWED,
+    or None when the rate limits decide."""
     if check.source.honeypot:
         return "honeypot"
-    ip_digests = check.ip_digests or ((check.ip_digest,) if check.ip_digest else ())
-    actions = _rule_actions(rules, ip_digests, check.email_normalised)
+    actions = _rule_actions(rules, _digests(check), check.email_normalised)
     if RuleAction.block in actions:
         return "blocked"
     if RuleAction.allow in actions:
-        return None
-    reason = None
-    if ip_digests:
-        ip = window(
-            _IP_HASH,
-            ip_digests,
-            settings.RATE_LIMIT_IP_PER_MINUTE,
-            settings.RATE_LIMIT_IP_PER_HOUR,
-        )
-        if ip[0] >= settings.RATE_LIMIT_IP_PER_MINUTE or ip[1] >= settings.RATE_LIMIT_IP_PER_HOUR:
-            reason = "rate-ip"
-        ip[0], ip[1] = ip[0] + 1, ip[1] + 1  # this signature is stored, held or not
-    if check.domain not in settings.RATE_LIMIT_DOMAIN_EXEMPT:
-        domain = window(
-            _EMAIL_DOMAIN,
-            (check.domain,),
-            settings.RATE_LIMIT_DOMAIN_PER_MINUTE,
-            settings.RATE_LIMIT_DOMAIN_PER_HOUR,
-        )
-        if reason is None and (
-            domain[0] >= settings.RATE_LIMIT_DOMAIN_PER_MINUTE
-            or domain[1] >= settings.RATE_LIMIT_DOMAIN_PER_HOUR
-        ):
-            reason = "rate-domain"
-        domain[0], domain[1] = domain[0] + 1, domain[1] + 1
-    return reason
+        return _ALLOWED
+    return None
 
 
 def _rule_actions(
