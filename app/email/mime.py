@@ -11,11 +11,12 @@ writes their bytes directly, byte for byte what the objects would be written as
 
 from __future__ import annotations
 
+import binascii
 import io
 import re
 import secrets
 import time
-from email import base64mime, encoders
+from email import encoders
 from email._policybase import Compat32
 from email.generator import BytesGenerator
 from email.mime.base import MIMEBase
@@ -248,8 +249,16 @@ def _text_part(text: str, subtype: str) -> bytes:
     UTF-8 text in base64, as the utf-8 charset encodes it (76-column lines, each ending in a
     newline)."""
     head = f'Content-Type: text/{subtype}; charset="utf-8"\nMIME-Version: 1.0\n'
-    body = base64mime.body_encode(text.encode("utf-8"))
+    body = base64_lines(text.encode("utf-8"))
     return f"{head}Content-Transfer-Encoding: base64\n\n{body}".encode("ascii")
+
+
+def base64_lines(data: bytes) -> str:
+    """What email.base64mime.body_encode(data) gives (76-column lines, each ending in a
+    newline), encoded in one call rather than one per line (it was a tenth of a mail worker's
+    event-loop CPU per confirmation e-mail)."""
+    encoded = binascii.b2a_base64(data, newline=False).decode("ascii")
+    return "".join(f"{encoded[i : i + 76]}\n" for i in range(0, len(encoded), 76))
 
 
 class MimeBuilder:

@@ -8,6 +8,7 @@ import email
 import email.policy
 import io
 import re
+from email import base64mime
 from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
@@ -15,6 +16,7 @@ from email.policy import compat32
 import pytest
 
 from app.core.config import Settings
+from app.email import mime
 from app.email.mime import MimeBuilder, UnsafeHeader, flatten
 from app.email.service import Attachment, EmailMessage
 from app.email.smtp import mail_config
@@ -197,3 +199,9 @@ def test_a_header_that_would_end_the_header_block_is_never_written(value: str) -
     message.set_payload("Thank you.")
     with pytest.raises(UnsafeHeader):
         flatten(message)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 56, 57, 58, 114, 1000, 4096])
+def test_base64_lines_are_what_the_utf8_charset_writes(length: int) -> None:
+    data = bytes((n * 37 + 11) % 256 for n in range(length))
+    assert mime.base64_lines(data) == base64mime.body_encode(data)

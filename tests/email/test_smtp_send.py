@@ -31,6 +31,7 @@ class Server:
     port: int
     seen: list[tuple[list[str], list[str], bytes]] = field(default_factory=list)
     refuse_with: str = "550 5.1.1 No such mailbox"  # the reply to RCPT for REFUSED
+    senders: list[str] = field(default_factory=list)  # each transaction's MAIL FROM
 
     async def handle_RCPT(  # noqa: N802
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -40,8 +41,17 @@ class Server:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_MAIL(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address == REFUSED:
+            return "553 5.7.1 Sender refused"
+        envelope.mail_from, envelope.mail_options = address, list(options)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.seen.append((list(envelope.mail_options), list(envelope.rcpt_tos), envelope.content))
+        self.senders.append(envelope.mail_from)
         return "250 OK"
 
 
@@ -128,3 +138,52 @@ def test_a_new_connection_says_ehlo_first_and_gives_the_size(server: Server) -> 
     asyncio.run(first())
     [(options, _, _)] = server.seen
     assert options == [f"SIZE={len(normalize_message_line_endings(MESSAGES[1]))}"]
+
+
+ADDRESSES = [  # (sender, recipient, whether the recipient is written without aiosmtplib's parse)
+    ("chorus@example.org", "ada@example.org", True),
+    ("petitions+bounces@mail.example.org", "o'brien.x_y%z#1@lab-7.example.org", True),
+    ("chorus@example.org", "Ada Lovelace <ada@example.org>", False),
+    ("Chorus <chorus@example.org>", '"quoted local"@example.org', False),
+]
+
+
+@pytest.mark.parametrize(("sender", "recipient", "plain"), ADDRESSES)
+def test_the_envelope_is_what_sendmail_would_have_sent(
+    server: Server, sender: str, recipient: str, plain: bool
+) -> None:
+    """MAIL FROM and RCPT TO of a plain address are written without aiosmtplib's parse of it;
+    any other address goes through aiosmtplib's own; the server sees the same either way."""
+    assert bool(smtp.PLAIN_ADDRESS.fullmatch(recipient)) == plain
+
+    async def both() -> None:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port) as session:
+            await session.sendmail(sender, [recipient], MESSAGES[0])
+            await send_bytes(session, sender=sender, recipient=recipient, data=MESSAGES[0])
+
+    asyncio.run(both())
+    assert server.senders[0] == server.senders[1]
+    assert server.seen[0] == server.seen[1]
+
+
+def test_a_refused_sender_is_reported_as_sendmail_reports_it(server: Server) -> None:
+    async def refused() -> tuple[BaseException, BaseException]:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port) as session:
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as by_sendmail:
+                await session.sendmail(REFUSED, ["ada@example.org"], MESSAGES[0])
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as by_us:
+                await send_bytes(
+                    session, sender=REFUSED, recipient="ada@example.org", data=MESSAGES[0]
+                )
+            await send_bytes(  # the connection serves the next message
+                session, sender="chorus@example.org", recipient="ada@example.org", data=MESSAGES[1]
+            )
+            return by_sendmail.value, by_us.value
+
+    by_sendmail, by_us = asyncio.run(refused())
+    assert (by_us.code, by_us.message, by_us.sender) == (  # type: ignore[attr-defined]
+        by_sendmail.code,  # type: ignore[attr-defined]
+        by_sendmail.message,  # type: ignore[attr-defined]
+        by_sendmail.sender,  # type: ignore[attr-defined]
+    )
+    assert len(server.seen) == 1
