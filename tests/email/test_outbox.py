@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.email import outbox
+from app.email import worker as worker_module
 from app.email.devmailbox import free_port
 from app.email.models import OutboxMessage, OutboxStatus
 from app.email.service import EmailMessage, renderer
@@ -312,3 +313,35 @@ def test_marking_sent_finds_the_messages_by_key_whatever_the_statistics_say(
         event.remove(engine, "before_cursor_execute", record)
     assert "ix_outbox_pending" not in plan, plan
     assert "outbox_message_pkey" in plan, plan
+
+
+def test_a_commit_of_sent_marks_waits_for_the_lanes_still_sending_and_only_for_them(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lanes share the commits that mark their messages sent: a commit waits a moment for the
+    lanes handing a message to the server that moment (worker.FLUSH_LINGER_SECONDS), so that
+    their marks join it; with no lane sending, it does not wait."""
+    monkeypatch.setattr(worker_module, "FLUSH_LINGER_SECONDS", 0.5)  # (generous: any machine)
+    worker = make_worker(settings, engine)
+    commits: list[list[int]] = []
+    monkeypatch.setattr(
+        worker, "record_sent_many", lambda claims: commits.append([c.id for c in claims])
+    )
+
+    def claim(n: int) -> outbox.Claimed:
+        return outbox.Claimed(id=n, kind="test_note", payload={"n": n}, attempts=0)
+
+    async def lanes() -> float:
+        worker._sending = 1  # a second lane is handing its message to the server
+        first = asyncio.create_task(worker.mark_sent(claim(1)))
+        await asyncio.sleep(0.05)
+        worker._sending = 0
+        await worker.mark_sent(claim(2))  # its message accepted: it joins the same commit
+        await first
+        started = time.monotonic()
+        await worker.mark_sent(claim(3))  # nobody else sending: committed at once
+        return time.monotonic() - started
+
+    alone = asyncio.run(lanes())
+    assert commits == [[1, 2], [3]]
+    assert alone < 0.25
