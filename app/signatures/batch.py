@@ -295,9 +295,7 @@ class SigningBatcher:
             requests = [request for _, request in ready]
             if requests and self.engine.dialect.name == "postgresql":
                 # The batch's statements in a transaction of their own, on the driver
-                # (driver_transaction): the session reads only what the caches miss, and
-                # gives its connection back first (one connection per batch, not two).
-                session.commit()
+                # (driver_transaction): the session reads only what the caches miss.
                 with driver_transaction(self.engine) as sql:
                     signature_service.sign_many(session, requests, settings=self.settings, sql=sql)
             elif requests:

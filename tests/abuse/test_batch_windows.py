@@ -11,9 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.abuse.service import SigningSource
 from app.core.config import Settings
-from app.core.db import make_engine
 from app.petitions.models import Petition
-from app.signatures import batch
 from app.signatures import service as signature_service
 from app.signatures.models import Signature, SignatureCreate
 from tests.factories import make_petition
@@ -182,41 +180,3 @@ def test_the_signing_transaction_plans_without_jit_or_generic_plans(
         assert signing.execute(show).one() == ("off", "force_custom_plan")
         signing.commit()
         assert signing.execute(show).one() == ("on", "auto")  # that transaction's only
-
-
-def test_the_signing_batcher_s_own_transactions_plan_the_same_way(
-    migrated_url: str, settings: Settings, session: Session
-) -> None:
-    """The batcher runs a batch's statements on the driver (app/core/db.driver_transaction),
-    the planner settings pipelined before the window statement: past the driver's prepare
-    threshold, still no generic plan, and the settings gone after each transaction."""
-    if not migrated_url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL plan cache")
-    petition = make_petition(session)
-    engine = make_engine(migrated_url, pool_size=1)  # one connection: the batches' own
-    batcher = batch.SigningBatcher(engine, settings)
-    try:
-        for n in range(12):  # one batch each
-            batcher.submit(
-                slug=petition.slug,
-                data=SignatureCreate(
-                    name="Batch Signer", email=f"d{n}@lab{n}.example.org", country="KR"
-                ),
-                accept_language=None,
-                source=SigningSource(ip=f"198.51.100.{n}"),
-            ).result(timeout=30)
-        with engine.connect() as conn:
-            prepared = conn.exec_driver_sql(
-                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-            ).all()
-            settings_now = conn.exec_driver_sql(
-                "SELECT current_setting('jit'), current_setting('plan_cache_mode')"
-            ).one()
-    finally:
-        batcher.stop()
-        engine.dispose()
-    windows = [(generic, custom) for text, generic, custom in prepared if "LATERAL" in text]
-    assert windows, prepared
-    assert all(generic == 0 and custom > 0 for generic, custom in windows), windows
-    assert tuple(settings_now) == ("on", "auto")
-    assert len(session.exec(select(Signature)).all()) == 12
