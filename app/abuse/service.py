@@ -26,7 +26,7 @@ from app.core.addresses import normalise_email
 from app.core.clientip import ip_hash as ip_hash  # (re-exported: how other domains hash IPs)
 from app.core.clientip import ip_hashes as ip_hashes
 from app.core.config import Settings
-from app.core.db import DriverSQL, SessionSQL, UTCDateTime, utcnow
+from app.core.db import UTCDateTime, set_for_transaction, utcnow
 from app.core.errors import FieldError, ProblemError, field_problem
 from app.petitions.models import Petition
 from app.signatures import lifecycle
@@ -63,7 +63,6 @@ def _window_counts(
     wanted: dict[str, tuple[Any, dict[str, tuple[str, ...]], int]],
     *,
     now: datetime,
-    sql: DriverSQL | None = None,
 ) -> dict[tuple[str, str], list[int]]:
     """Signatures from each source in the last minute and hour, for every source of a batch in
     one statement: {column key: (column, {source: the values it is stored under}, per_hour)}
@@ -79,7 +78,7 @@ def _window_counts(
     for column, _, _ in wanted.values():  # (SQL text naming a column of ours)
         assert column.name in Signature.__table__.c  # type: ignore[attr-defined]
     if session.get_bind().dialect.name == "postgresql":
-        return _window_counts_postgres(sql or SessionSQL(session), wanted, now=now)
+        return _window_counts_postgres(session, wanted, now=now)
     branches: list[str] = []
     params: dict[str, Any] = {}
     for n, (column, groups, per_hour) in enumerate(wanted.values()):
@@ -123,7 +122,7 @@ def _window_sql_postgres(columns: tuple[str, ...]) -> str:
 
 
 def _window_counts_postgres(
-    sql: DriverSQL,
+    session: Session,
     wanted: dict[str, tuple[Any, dict[str, tuple[str, ...]], int]],
     *,
     now: datetime,
@@ -154,12 +153,13 @@ def _window_counts_postgres(
     # and no JIT compilation (once the table holds a few hundred thousand signatures a big
     # batch's estimate can pass jit_above_cost, and compiling the statement to machine code
     # took 8 ms of PostgreSQL's CPU for a query that runs in 0.5 ms).
-    statement = _window_sql_postgres(tuple(column.name for column, _, _ in wanted.values()))
-    rows = sql.rows(
-        statement, params, settings={"jit": "off", "plan_cache_mode": "force_custom_plan"}
-    )
+    set_for_transaction(session, jit="off", plan_cache_mode="force_custom_plan")
+    sql = _window_sql_postgres(tuple(column.name for column, _, _ in wanted.values()))
     keys = list(wanted)
-    return {(keys[source], value): [int(minute), int(hour)] for source, value, minute, hour in rows}
+    result = session.connection().exec_driver_sql(sql, params)
+    return {
+        (keys[source], value): [int(minute), int(hour)] for source, value, minute, hour in result
+    }
 
 
 @dataclass(frozen=True)
@@ -181,11 +181,7 @@ _EMAIL_DOMAIN = Signature.__table__.c.email_domain  # type: ignore[attr-defined]
 
 
 def hold_reasons(
-    session: Session,
-    *,
-    settings: Settings,
-    checks: list[HoldCheck],
-    sql: DriverSQL | None = None,
+    session: Session, *, settings: Settings, checks: list[HoldCheck]
 ) -> list[str | None]:
     """For each signature of a batch, why it should be held instead of confirmed (or None).
 
@@ -193,8 +189,6 @@ def hold_reasons(
     towards its source's limits (its address's, and its domain's unless exempt). Each source's
     recent signatures are counted once per batch, all in one statement; the batch's own
     signatures count towards the limits of those after them, as if they had come one by one.
-    On PostgreSQL the windows are read through `sql` when given (the signing batch's own
-    transaction, app/core/db.driver_transaction), else through the session.
     """
     rules = _rules(session, cache_seconds=settings.CACHE_SECONDS)
     exempt = set(settings.RATE_LIMIT_DOMAIN_EXEMPT)
@@ -215,7 +209,7 @@ def hold_reasons(
         wanted[_IP_HASH.key] = (_IP_HASH, ips, settings.RATE_LIMIT_IP_PER_HOUR)
     if domains:
         wanted[_EMAIL_DOMAIN.key] = (_EMAIL_DOMAIN, domains, settings.RATE_LIMIT_DOMAIN_PER_HOUR)
-    windows = _window_counts(session, wanted, now=utcnow(), sql=sql)
+    windows = _window_counts(session, wanted, now=utcnow())
 
     reasons: list[str | None] = []
     for check, verdict in zip(checks, ruled, strict=True):

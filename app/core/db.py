@@ -7,15 +7,13 @@ PostgreSQL is the production database; SQLite is the embedded default.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any
 
-import psycopg
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
@@ -124,101 +122,13 @@ def set_for_transaction(session: Session, **settings: str) -> None:
     PgBouncer in transaction mode may hand the connection to anyone next. Nothing on SQLite,
     which has no such settings."""
     if session.get_bind().dialect.name == "postgresql":
-        sql, params = _set_config(settings)
+        names = list(settings)
+        sql = "SELECT " + ", ".join(
+            f"set_config(%(name_{n})s, %(value_{n})s, true)" for n in range(len(names))
+        )
+        params = {f"name_{n}": name for n, name in enumerate(names)}
+        params.update({f"value_{n}": settings[name] for n, name in enumerate(names)})
         session.connection().exec_driver_sql(sql, params)
-
-
-def _set_config(settings: dict[str, str]) -> tuple[str, dict[str, str]]:
-    names = list(settings)
-    sql = "SELECT " + ", ".join(
-        f"set_config(%(name_{n})s, %(value_{n})s, true)" for n in range(len(names))
-    )
-    params = {f"name_{n}": name for n, name in enumerate(names)}
-    params.update({f"value_{n}": settings[name] for n, name in enumerate(names)})
-    return sql, params
-
-
-# --- fixed statements as the driver takes them (PostgreSQL) -----------------------------------
-
-
-class DriverSQL(Protocol):
-    """Runs a fixed PostgreSQL statement as psycopg takes it (`%(name)s` parameters), for a hot
-    path that sends a few per transaction: none of SQLAlchemy's per-statement work (compiling,
-    result metadata), which was most of the CPU such a statement cost in Python."""
-
-    def rows(
-        self, sql: str, params: dict[str, Any], *, settings: dict[str, str] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """The statement's rows; `settings` first, for the rest of the transaction (as
-        set_for_transaction)."""
-        ...
-
-
-class SessionSQL:
-    """DriverSQL on a session's connection, in its transaction (SQLAlchemy's error handling)."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def rows(
-        self, sql: str, params: dict[str, Any], *, settings: dict[str, str] | None = None
-    ) -> list[tuple[Any, ...]]:
-        if settings:
-            set_for_transaction(self.session, **settings)
-        result = self.session.connection().exec_driver_sql(sql, params)
-        return [tuple(row) for row in result]
-
-
-class _PsycopgSQL:
-    """DriverSQL on a psycopg connection (driver_transaction): the settings and the statement
-    go in one round trip (psycopg's pipeline mode), the transaction's BEGIN with them."""
-
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self.connection = connection
-
-    def rows(
-        self, sql: str, params: dict[str, Any], *, settings: dict[str, str] | None = None
-    ) -> list[tuple[Any, ...]]:
-        if not settings:
-            return self.connection.execute(sql, params).fetchall()
-        with self.connection.pipeline():
-            self.connection.execute(*_set_config(settings))
-            return self.connection.execute(sql, params).fetchall()
-
-
-@contextmanager
-def driver_transaction(engine: Engine) -> Iterator[DriverSQL]:
-    """One transaction of DriverSQL statements on a connection of the engine's pool (PostgreSQL),
-    committed at the end, rolled back on error. No Session: its own work (a transaction's
-    bookkeeping, checking a connection out and in) was a fifth of a signing batch's CPU.
-
-    Errors come out as SQLAlchemy's do (DBAPIError, connection_invalidated when the connection
-    was lost), so callers and the error handlers treat both alike; a lost connection is
-    discarded, and the pool with it, as SQLAlchemy does for its own statements."""
-    pooled = engine.raw_connection()
-    try:
-        connection = pooled.driver_connection
-        assert isinstance(connection, psycopg.Connection)
-        try:
-            yield _PsycopgSQL(connection)
-            connection.commit()
-        except psycopg.Error as exc:
-            lost = engine.dialect.is_disconnect(cast(Any, exc), pooled.dbapi_connection, None)
-            if lost:
-                pooled.invalidate(exc)
-                engine.dispose(close=False)  # (its other connections are likely gone too)
-            else:
-                with suppress(psycopg.Error):
-                    connection.rollback()
-            raise DBAPIError.instance(
-                None, None, exc, psycopg.Error, connection_invalidated=lost, dialect=engine.dialect
-            ) from exc
-        except BaseException:
-            with suppress(psycopg.Error):
-                connection.rollback()
-            raise
-    finally:
-        pooled.close()
 
 
 def dialect_insert(session: Session) -> Any:

@@ -36,7 +36,6 @@ from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
 from app.core import metrics
 from app.core.config import Settings
-from app.core.db import driver_transaction
 from app.core.errors import ProblemError
 from app.core.i18n import negotiate
 from app.petitions import service as petition_service
@@ -292,14 +291,10 @@ class SigningBatcher:
                     )
                 request = signature_service.SignRequest(petition, job.data, locale, job.source)
                 ready.append((job, request))
-            requests = [request for _, request in ready]
-            if requests and self.engine.dialect.name == "postgresql":
-                # The batch's statements in a transaction of their own, on the driver
-                # (driver_transaction): the session reads only what the caches miss.
-                with driver_transaction(self.engine) as sql:
-                    signature_service.sign_many(session, requests, settings=self.settings, sql=sql)
-            elif requests:
-                signature_service.sign_many(session, requests, settings=self.settings)
-            session.commit()  # (and the batch's counts for /metrics)
+            if ready:
+                signature_service.sign_many(
+                    session, [request for _, request in ready], settings=self.settings
+                )
+            session.commit()
         for job, _ in ready:
             job.answer()

@@ -30,7 +30,7 @@ from app.abuse.service import SigningSource
 from app.core import metrics
 from app.core.addresses import normalise_email
 from app.core.config import Settings
-from app.core.db import DriverSQL, SessionSQL, UTCDateTime, dialect_insert, utcnow
+from app.core.db import UTCDateTime, dialect_insert, utcnow
 from app.core.errors import ProblemError
 from app.core.tokens import make_token, read_link
 from app.email import outbox
@@ -75,13 +75,7 @@ def sign(
     )
 
 
-def sign_many(
-    session: Session,
-    requests: list[SignRequest],
-    *,
-    settings: Settings,
-    sql: DriverSQL | None = None,
-) -> None:
+def sign_many(session: Session, requests: list[SignRequest], *, settings: Settings) -> None:
     """Record pending signatures and queue their confirmation e-mails, in a few statements.
 
     The abuse controls may hold a signature instead (status suspect, no e-mail) when it comes
@@ -92,10 +86,6 @@ def sign_many(
     the first is still unconfirmed, up to MAX_CONFIRMATION_SENDS in all) or an "already signed"
     e-mail, so the response never reveals whether someone has signed. The unique constraint
     makes this hold under concurrent requests (and within one batch) too.
-
-    On PostgreSQL the statements go through `sql` when given (the signing batch's transaction
-    of its own, app/core/db.driver_transaction, which the caller commits before the session),
-    else through the session; either way the counts for /metrics follow the session's commit.
     """
     checks = []
     for request in requests:
@@ -111,7 +101,7 @@ def sign_many(
                 ip_digests=ip_digests,
             )
         )
-    holds = abuse_service.hold_reasons(session, settings=settings, checks=checks, sql=sql)
+    holds = abuse_service.hold_reasons(session, settings=settings, checks=checks)
     now = utcnow()
     rows = [
         {
@@ -137,7 +127,7 @@ def sign_many(
             log.info("signature held: %s", held)
     accepted = held_count = repeated = 0
     for batch in _rounds(rows):
-        outcome = _record(session, batch, now=now, settings=settings, sql=sql)
+        outcome = _record(session, batch, now=now, settings=settings)
         accepted, held_count, repeated = (
             a + b for a, b in zip((accepted, held_count, repeated), outcome, strict=True)
         )
@@ -171,12 +161,7 @@ def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def _record(
-    session: Session,
-    rows: list[dict[str, Any]],
-    *,
-    now: datetime,
-    settings: Settings,
-    sql: DriverSQL | None = None,
+    session: Session, rows: list[dict[str, Any]], *, now: datetime, settings: Settings
 ) -> tuple[int, int, int]:
     """Record `rows` (see above). -> how many were new and pending, new and held, and people
     who had signed before (for /metrics)."""
@@ -191,9 +176,8 @@ def _record(
             "max_sends": settings.MAX_CONFIRMATION_SENDS,
             "day": day,
         }
-        [(new_pending, new_held, repeated)] = (sql or SessionSQL(session)).rows(
-            PG_SIGN_MANY_SQL, params
-        )
+        result = session.connection().exec_driver_sql(PG_SIGN_MANY_SQL, params)
+        new_pending, new_held, repeated = result.one()
         return int(new_pending), int(new_held), int(repeated)
     # Core insert on the table, not the ORM-enabled one: this is the hot path of a surge. Several
     # rows go as one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
