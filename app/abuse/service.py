@@ -77,8 +77,22 @@ def _window_counts(
         return {}
     for column, _, _ in wanted.values():  # (SQL text naming a column of ours)
         assert column.name in Signature.__table__.c  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
-        return _window_counts_postgres(session, wanted, now=now)
+    keys = list(wanted)
+    rows = (
+        _window_rows_postgres(session, wanted, now=now)
+        if session.get_bind().dialect.name == "postgresql"
+        else _window_rows_portable(session, wanted, now=now)
+    )
+    return {(keys[source], value): [int(minute), int(hour)] for source, value, minute, hour in rows}
+
+
+def _window_rows_portable(
+    session: Session,
+    wanted: dict[str, tuple[Any, dict[str, tuple[str, ...]], int]],
+    *,
+    now: datetime,
+) -> Any:
+    """_window_counts' rows (source's index in `wanted`, source, minute, hour) on SQLite."""
     branches: list[str] = []
     params: dict[str, Any] = {}
     for n, (column, groups, per_hour) in enumerate(wanted.values()):
@@ -100,16 +114,12 @@ def _window_counts(
         bindparam("hour_ago", now - timedelta(hours=1), type_=UTCDateTime),
         bindparam("minute_ago", now - timedelta(minutes=1), type_=UTCDateTime),
     )
-    keys = list(wanted)
-    return {
-        (keys[source], value): [int(minute), int(hour)]
-        for source, value, minute, hour in session.execute(statement, params)
-    }
+    return session.execute(statement, params)
 
 
 @functools.cache
 def _window_sql_postgres(columns: tuple[str, ...]) -> str:
-    """The statement counting the windows of `columns`' sources (see _window_counts_postgres),
+    """The statement counting the windows of `columns`' sources (see _window_rows_postgres),
     written once per set of columns: the text of every batch's statement is the same."""
     return " UNION ALL ".join(
         f"SELECT {n}, v.key, count(*) FILTER (WHERE r.created_at >= %(minute_ago)s), count(*)"  # noqa: S608
@@ -121,13 +131,13 @@ def _window_sql_postgres(columns: tuple[str, ...]) -> str:
     )
 
 
-def _window_counts_postgres(
+def _window_rows_postgres(
     session: Session,
     wanted: dict[str, tuple[Any, dict[str, tuple[str, ...]], int]],
     *,
     now: datetime,
-) -> dict[tuple[str, str], list[int]]:
-    """_window_counts on PostgreSQL: one row per stored value of each source (a JSON parameter
+) -> Any:
+    """_window_counts' rows on PostgreSQL: one row per stored value of each source (a JSON parameter
     per column), each an index lookup counting up to the source's hourly limit; a source
     stored under several values adds theirs up (a sum of counts capped at the limit is at the
     limit when the whole is).
@@ -155,11 +165,7 @@ def _window_counts_postgres(
     # took 8 ms of PostgreSQL's CPU for a query that runs in 0.5 ms).
     set_for_transaction(session, jit="off", plan_cache_mode="force_custom_plan")
     sql = _window_sql_postgres(tuple(column.name for column, _, _ in wanted.values()))
-    keys = list(wanted)
-    result = session.connection().exec_driver_sql(sql, params)
-    return {
-        (keys[source], value): [int(minute), int(hour)] for source, value, minute, hour in result
-    }
+    return session.connection().exec_driver_sql(sql, params)
 
 
 @dataclass(frozen=True)

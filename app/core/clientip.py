@@ -64,10 +64,5 @@ def ip_hashes(settings: Settings, ip: str) -> tuple[str, ...]:
     values = [source_network(ip)]
     if ip.strip() != values[0]:
         values.append(ip.strip())
-    secrets = (
-        [settings.SECRET_KEY.get_secret_value()]
-        if not settings.SECRET_KEY_FALLBACKS.get_secret_value()
-        else settings.signing_secrets
-    )
-    found = [_hash(secret, value) for value in values for secret in secrets]
+    found = [_hash(secret, value) for value in values for secret in settings.signing_secrets]
     return tuple(dict.fromkeys(found))

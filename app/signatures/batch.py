@@ -90,10 +90,7 @@ def _publish(jobs: list[SignJob]) -> None:
         if job.waiter is not None:
             by_loop.setdefault(job.waiter.get_loop(), []).append(job)
         elif job.future is not None and not job.future.done():
-            if isinstance(job.outcome, BaseException):
-                job.future.set_exception(job.outcome)
-            else:
-                job.future.set_result(None)
+            _tell(job.future, job.outcome)
     for loop, waiting in by_loop.items():
         try:
             loop.call_soon_threadsafe(_settle, waiting)
@@ -106,12 +103,15 @@ def _settle(jobs: list[SignJob]) -> None:
     cancelled, is skipped: its signature stands)."""
     for job in jobs:
         assert job.waiter is not None
-        if job.waiter.done():
-            continue
-        if isinstance(job.outcome, BaseException):
-            job.waiter.set_exception(job.outcome)
-        else:
-            job.waiter.set_result(None)
+        if not job.waiter.done():
+            _tell(job.waiter, job.outcome)
+
+
+def _tell(future: Future[None] | asyncio.Future[None], outcome: object) -> None:
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(None)
 
 
 class SigningBatcher:
