@@ -41,6 +41,8 @@ def test_public_reads_are_reused_briefly_then_refreshed(
         assert again.headers["content-type"] == "application/json"
         assert again.headers["x-frame-options"] == "DENY"
         assert again.headers["x-request-id"] != built.headers["x-request-id"]
+        traced = client.get("/api/v1/petitions/no-forced-return", headers={"X-Request-ID": "t-7"})
+        assert traced.headers["x-request-id"] == "t-7"  # (a sane incoming ID is kept)
 
         def fixed(headers: Any) -> list[tuple[str, str]]:
             return sorted((k, v) for k, v in headers.items() if k not in ("x-request-id", "date"))

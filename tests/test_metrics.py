@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from app.core import metrics
+from app.core import cache, metrics
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.email.models import OutboxMessage
@@ -57,6 +57,40 @@ def watched(settings: Settings, engine: Engine) -> Iterator[Callable[[str], Test
     )
     with ExitStack() as stack:
         yield lambda ip: stack.enter_context(TestClient(app, client=(ip, 5000)))
+
+
+def test_cached_reads_are_counted_within_a_second(
+    settings: Settings, engine: Engine, demo: Any
+) -> None:
+    """Reads answered from the cache before routing are counted, not timed by route: the count
+    reaches /metrics a second after the first of them at most (metrics.LaterCount)."""
+    cache.clear()
+    app = create_app(
+        settings.model_copy(update={"METRICS_TOKEN": SecretStr(TOKEN), "CACHE_SECONDS": 30})
+    )
+    path = f"/api/v1/petitions/{demo.slug}"
+    with TestClient(app) as http:
+        before = scrape(http.get("/metrics", headers=AUTH).text)
+        for _ in range(4):  # built once, then three times from the cache
+            assert http.get(path).status_code == 200
+        counted = 0.0
+        deadline = time.monotonic() + 3
+        while counted < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            after = scrape(http.get("/metrics", headers=AUTH).text)
+            counted = value(after, "chorus_http_cached_reads_total") - value(
+                before, "chorus_http_cached_reads_total"
+            )
+        # Requests timed by route, /metrics's own aside.
+        timed = sum(
+            after[key] - before.get(key, 0.0)
+            for key in after
+            if key[0] == "chorus_http_request_duration_seconds_count"
+            and key[1] != (("route", "/metrics"),)
+        )
+    cache.clear()
+    assert counted == 3
+    assert timed == 1  # the one built by its route
 
 
 def test_metrics_count_signatures_batches_latency_and_the_outbox(

@@ -174,9 +174,43 @@ def _new_request_id() -> str:
     return f"{random.getrandbits(64):016x}"
 
 
+def request_id_for(given: str | None) -> str:
+    """A request's ID: its incoming X-Request-ID when that is plainly an ID, else a new one."""
+    return given if given and _SANE_REQUEST_ID.fullmatch(given) else _new_request_id()
+
+
+def log_access(settings: Settings, scope: Scope, status: int, seconds: float, rid: str) -> None:
+    """The access log's line for a request: the client's IP hash, the path with any token cut
+    out, the status and the time it took."""
+    client = scope.get("client")
+    source = ip_hash(settings, client[0]) if client else "-"
+    path = redact_path(scope.get("root_path", "") + scope["path"])
+    query = scope.get("query_string", b"")
+    if query:
+        path += "?" + redact(query.decode("latin-1"))
+    duration = round(seconds * 1000, 1)
+    ACCESS.info(
+        '%s "%s %s" %s %sms',
+        source,
+        scope["method"],
+        path,
+        status,
+        duration,
+        extra={
+            "request_id": rid,
+            "client": source,
+            "method": scope["method"],
+            "path": path,
+            "status": status,
+            "duration_ms": duration,
+        },
+    )
+
+
 class RequestLog:
     """Gives each request an ID (a sane incoming X-Request-ID, else a new one), returns it in
-    the X-Request-ID header, and writes the access log line. Plain ASGI: no task per request."""
+    the X-Request-ID header, and writes the access log line. Plain ASGI: no task per request.
+    (Cached public reads are answered outside it, with the same ID and line: core/http.py.)"""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -191,7 +225,7 @@ class RequestLog:
             if name == b"x-request-id":
                 given = value.decode("latin-1")
                 break
-        rid = given if given and _SANE_REQUEST_ID.fullmatch(given) else _new_request_id()
+        rid = request_id_for(given)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 0
@@ -211,29 +245,5 @@ class RequestLog:
             raise
         finally:
             if ACCESS.isEnabledFor(logging.INFO):
-                self._log(scope, status, time.perf_counter() - started)
+                log_access(self.settings, scope, status, time.perf_counter() - started, rid)
             request_id.reset(token)
-
-    def _log(self, scope: Scope, status: int, seconds: float) -> None:
-        client = scope.get("client")
-        source = ip_hash(self.settings, client[0]) if client else "-"
-        path = redact_path(scope.get("root_path", "") + scope["path"])
-        query = scope.get("query_string", b"")
-        if query:
-            path += "?" + redact(query.decode("latin-1"))
-        duration = round(seconds * 1000, 1)
-        ACCESS.info(
-            '%s "%s %s" %s %sms',
-            source,
-            scope["method"],
-            path,
-            status,
-            duration,
-            extra={
-                "client": source,
-                "method": scope["method"],
-                "path": path,
-                "status": status,
-                "duration_ms": duration,
-            },
-        )
