@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -38,6 +39,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -107,10 +109,12 @@ class RequestTimer:
     """Observes each HTTP request's duration under its route's path template (bounded: one
     series per route); requests answered before routing name their route in ROUTE_KEY."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, application: Starlette) -> None:
         self.app = app
+        self.application = application
         # Each route's series, looked up once (labels() checks and converts on every call).
         self.series: dict[str, Histogram] = {}
+        self._templates: dict[int, str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,12 +124,26 @@ class RequestTimer:
         try:
             await self.app(scope, receive, send)
         finally:
-            route = scope.get(ROUTE_KEY) or getattr(scope.get("route"), "path", None)
-            route = route or "(no route)"
+            route = scope.get(ROUTE_KEY) or self.template(scope.get("route"))
             series = self.series.get(route)
             if series is None:
                 series = self.series[route] = REQUEST_SECONDS.labels(route=route)
             series.observe(time.perf_counter() - started)
+
+    def template(self, route: Any) -> str:
+        """The whole path template of the route a request took. FastAPI includes routers
+        lazily: the route object a request carries knows its path within its own router only
+        (`/petitions/{slug}` for the API's `/api/v1/petitions/{slug}` and for the page alike),
+        so the templates come from the application's routes, walked once."""
+        if route is None:
+            return "(no route)"
+        if self._templates is None:
+            templates: dict[int, str] = {}
+            for context in iter_route_contexts(self.application.routes):
+                if context.path_format:
+                    templates.setdefault(id(context.original_route), context.path_format)
+            self._templates = templates
+        return self._templates.get(id(route)) or getattr(route, "path", None) or "(no route)"
 
 
 class LaterCount:
