@@ -3,6 +3,7 @@ between batches, sending one message, and reading the server's refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -115,15 +116,32 @@ async def send_bytes(session: aiosmtplib.SMTP, *, sender: str, recipient: str, d
     serves the next message), without what sendmail does again for each message: it parses
     both addresses a second time and line-ends the whole message a second time to count its
     size (a twentieth of a mail worker's CPU per confirmation e-mail). Ours are written with
-    bare line feeds, which the server counts as CRLF: their size is counted directly."""
+    bare line feeds, which the server counts as CRLF: their size is counted directly.
+
+    The connection's timeout bounds the whole exchange, not each of its four replies: aiosmtplib
+    waits for each with asyncio.wait_for, a timer and a future of its own per reply. A server
+    that has not answered in time gets the connection closed, as aiosmtplib closes it (a
+    reply that comes late would be taken for the next command's), and the same error."""
     if b"\r" in data:  # not written by us: let aiosmtplib count it
         await session.sendmail(sender, [recipient], data)
         return
+    try:
+        async with asyncio.timeout(session.timeout):
+            await _exchange(session, sender=sender, recipient=recipient, data=data)
+    except TimeoutError as exc:
+        if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+            raise  # (connecting, say: aiosmtplib's own, the connection closed)
+        session.close()
+        raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from exc
+
+
+async def _exchange(session: aiosmtplib.SMTP, *, sender: str, recipient: str, data: bytes) -> None:
+    """send_bytes's commands, each waiting for its reply without a timeout of its own."""
     if session.is_ehlo_or_helo_needed:  # (a new connection without login or STARTTLS)
         try:
-            await session.ehlo()
+            await session.ehlo(timeout=None)
         except aiosmtplib.SMTPHeloError:
-            await session.helo()
+            await session.helo(timeout=None)
     options = []
     if session.supports_extension("size"):
         # Each line feed becomes CRLF, and a last line without one gets it.
@@ -136,10 +154,10 @@ async def send_bytes(session: aiosmtplib.SMTP, *, sender: str, recipient: str, d
         except aiosmtplib.SMTPRecipientRefused as refused:
             # As sendmail reports it: is_bounce tells a refused mailbox by this type.
             raise aiosmtplib.SMTPRecipientsRefused([refused]) from None
-        await session.data(data)
+        await session.data(data, timeout=None)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:
-            await session.rset()
+            await session.rset(timeout=None)
         except (ConnectionError, aiosmtplib.SMTPResponseException):
             pass  # (as sendmail: the refusal is what tells)
         raise
@@ -160,10 +178,12 @@ PLAIN_ADDRESS = re.compile(
 async def _mail(session: aiosmtplib.SMTP, sender: str, options: list[str]) -> None:
     """session.mail(sender, options=options), as aiosmtplib 5 sends and judges it."""
     if not PLAIN_ADDRESS.fullmatch(sender):
-        await session.mail(sender, options=options)
+        await session.mail(sender, options=options, timeout=None)
         return
     option_bytes = [option.encode("ascii") for option in options]
-    response = await session.execute_command(b"MAIL", f"FROM:<{sender}>".encode(), *option_bytes)
+    response = await session.execute_command(
+        b"MAIL", f"FROM:<{sender}>".encode(), *option_bytes, timeout=None
+    )
     if response.code != SMTPStatus.completed:
         raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
 
@@ -171,8 +191,8 @@ async def _mail(session: aiosmtplib.SMTP, sender: str, options: list[str]) -> No
 async def _rcpt(session: aiosmtplib.SMTP, recipient: str) -> None:
     """session.rcpt(recipient), as aiosmtplib 5 sends and judges it."""
     if not PLAIN_ADDRESS.fullmatch(recipient):
-        await session.rcpt(recipient)
+        await session.rcpt(recipient, timeout=None)
         return
-    response = await session.execute_command(b"RCPT", f"TO:<{recipient}>".encode())
+    response = await session.execute_command(b"RCPT", f"TO:<{recipient}>".encode(), timeout=None)
     if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
         raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)

@@ -187,3 +187,37 @@ def test_a_refused_sender_is_reported_as_sendmail_reports_it(server: Server) -> 
         by_sendmail.sender,  # type: ignore[attr-defined]
     )
     assert len(server.seen) == 1
+
+
+def test_a_server_that_stops_answering_times_out_the_message_and_loses_the_connection(
+    server: Server,
+) -> None:
+    """The connection's timeout bounds the whole exchange (one timer per message, not one per
+    reply): a server that accepts the envelope and then never answers the data gets the
+    connection closed (a late reply would be taken for the next command's) and the error
+    aiosmtplib gives for a reply that did not come."""
+    hang = asyncio.Event()
+
+    async def never_answer(*args: Any) -> str:
+        await hang.wait()
+        return "250 OK"
+
+    server.handle_DATA = never_answer  # type: ignore[method-assign,assignment]
+
+    async def stalled() -> tuple[BaseException, float, bool]:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, timeout=0.5) as session:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(aiosmtplib.SMTPTimeoutError) as timed_out:
+                await send_bytes(
+                    session,
+                    sender="chorus@example.org",
+                    recipient="ada@example.org",
+                    data=MESSAGES[0],
+                )
+            took = asyncio.get_running_loop().time() - started
+            return timed_out.value, took, session.is_connected
+
+    error, took, connected = asyncio.run(stalled())
+    assert isinstance(error, aiosmtplib.SMTPReadTimeoutError)
+    assert 0.5 <= took < 2
+    assert not connected
