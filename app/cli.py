@@ -16,6 +16,7 @@ import typer
 
 from app.core.config import get_settings
 from app.core.logging import configure_logging
+from app.core.process import lower_priority, run_event_loop, tune_garbage_collection
 
 cli = typer.Typer(
     help="Chorus: advocacy campaigns and petitions.", no_args_is_help=True, add_completion=False
@@ -122,7 +123,7 @@ def worker(
     health_host: Annotated[str, typer.Option(help="Interface for --health-port.")] = "127.0.0.1",
 ) -> None:
     """Send queued e-mail from the outbox, with retries. Run as many as you like."""
-    asyncio.run(_run_worker(once=once, health_port=health_port, health_host=health_host))
+    run_event_loop(_run_worker(once=once, health_port=health_port, health_host=health_host))
 
 
 @cli.command("worker-health")
@@ -145,7 +146,6 @@ def worker_health(
 
 async def _run_worker(*, once: bool, health_port: int | None = None, health_host: str) -> None:
     from app.core.db import make_engine
-    from app.core.process import lower_priority, tune_garbage_collection
     from app.email import devmailbox
     from app.email.smtp import mail_config
     from app.email.worker import OutboxWorker
