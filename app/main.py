@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_outer_middleware(  # valid signatures answered before all the rest
         FastSigning, application=app, security_headers=security_headers(page_policy(settings))
     )
-    app.add_outer_middleware(metrics.RequestTimer, application=app)  # times everything inside
+    app.add_outer_middleware(metrics.RequestTimer)  # times everything inside
     app.add_outer_middleware(RequestLog, settings=settings)  # every request, its ID, 500s too
     # Fresh cached reads answered before all the rest (with their ID and log line, counted):
     app.add_outer_middleware(CachedReads, settings=settings)

@@ -83,6 +83,8 @@ def test_cached_reads_are_counted_and_routes_timed_by_their_whole_template(
             )
         page = http.get(f"/petitions/{demo.slug}")  # (built: the page's first read)
         assert page.status_code == 200
+        # Under a router whose prefix has a parameter: routed, then refused (no token).
+        assert http.get(f"/api/v1/admin/petitions/{demo.slug}/updates").status_code == 401
         after = scrape(http.get("/metrics", headers=AUTH).text)
 
     def timed(route: str) -> float:
@@ -95,6 +97,14 @@ def test_cached_reads_are_counted_and_routes_timed_by_their_whole_template(
     # route objects know only their path within their own router: "/petitions/{slug}" both).
     assert timed("/api/v1/petitions/{slug}") == 1
     assert timed("/petitions/{slug}") == 1
+    assert timed("/api/v1/admin/petitions/{slug}/updates") == 1
+    # Every route label is a template the API documents or a page's: no value in a label.
+    labels = {
+        dict(key[1])["route"]
+        for key in after
+        if key[0] == "chorus_http_request_duration_seconds_count"
+    }
+    assert demo.slug not in "".join(labels)
 
 
 def test_metrics_count_signatures_batches_latency_and_the_outbox(

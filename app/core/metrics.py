@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -39,7 +38,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.orm import Session
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -109,12 +107,13 @@ class RequestTimer:
     """Observes each HTTP request's duration under its route's path template (bounded: one
     series per route); requests answered before routing name their route in ROUTE_KEY."""
 
-    def __init__(self, app: ASGIApp, application: Starlette) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.application = application
         # Each route's series, looked up once (labels() checks and converts on every call).
         self.series: dict[str, Histogram] = {}
-        self._templates: dict[int, str] | None = None
+        # Each route's whole template (whole_template), by the route object's id (routes live
+        # as long as the application; FastAPI's are not hashable).
+        self.templates: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,26 +123,42 @@ class RequestTimer:
         try:
             await self.app(scope, receive, send)
         finally:
-            route = scope.get(ROUTE_KEY) or self.template(scope.get("route"))
+            route = scope.get(ROUTE_KEY)
+            if route is None:
+                found = scope.get("route")
+                route = self.templates.get(id(found)) if found is not None else "(no route)"
+                if route is None:
+                    route = self.templates[id(found)] = whole_template(scope, found)
             series = self.series.get(route)
             if series is None:
                 series = self.series[route] = REQUEST_SECONDS.labels(route=route)
             series.observe(time.perf_counter() - started)
 
-    def template(self, route: Any) -> str:
-        """The whole path template of the route a request took. FastAPI includes routers
-        lazily: the route object a request carries knows its path within its own router only
-        (`/petitions/{slug}` for the API's `/api/v1/petitions/{slug}` and for the page alike),
-        so the templates come from the application's routes, walked once."""
-        if route is None:
-            return "(no route)"
-        if self._templates is None:
-            templates: dict[int, str] = {}
-            for context in iter_route_contexts(self.application.routes):
-                if context.path_format:
-                    templates.setdefault(id(context.original_route), context.path_format)
-            self._templates = templates
-        return self._templates.get(id(route)) or getattr(route, "path", None) or "(no route)"
+
+def whole_template(scope: Scope, route: Any) -> str:
+    """The whole path template of the route a request took, from its first request. FastAPI
+    includes routers lazily: the route object knows its path within its own router only
+    (`/petitions/{slug}` for the API's `/api/v1/petitions/{slug}` and for the page alike), so
+    its routers' prefixes are read off the request's path: the segments before the route's
+    own. (FastAPI's iter_route_contexts gives them too, but walking the application's routes
+    took 0.4 s, a stall of every request in flight.) A route whose prefix would hold one of
+    the request's path parameters, or whose own path takes the rest of the path, keeps its
+    own path: a label must not carry a value."""
+    own = getattr(route, "path", None)
+    if not isinstance(own, str) or not own:
+        return "(no route)"
+    root = scope.get("root_path", "")
+    path = scope["path"]
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    parts, own_parts = path.split("/"), own.split("/")
+    if ":path}" in own or len(parts) < len(own_parts):
+        return own
+    prefix = parts[: len(parts) - len(own_parts) + 1]
+    values = {str(value) for value in scope.get("path_params", {}).values()}
+    if values.intersection(prefix):
+        return own
+    return "/".join(prefix) + own
 
 
 class LaterCount:
