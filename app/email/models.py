@@ -38,6 +38,9 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+OUTBOX_FILLFACTOR = 40  # percent of each of outbox_message's pages filled by inserts
+
+
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox_message"
     __table_args__ = (
@@ -63,6 +66,15 @@ class OutboxMessage(SQLModel, table=True):
             postgresql_where=text("status = 'failed'"),
             sqlite_where=text("status = 'failed'"),
         ),
+        # Most of each page left free on PostgreSQL: a claim writes each message once more (its
+        # lease, its worker's name, its attempt) and changes no indexed column, so with room on
+        # its page the new, longer version is a heap-only update, which writes none of the
+        # four indexes; on full pages every claimed row was written into each index again (a
+        # claim's statement, 200 messages in a surge: 5.8 ms -> 2.3 ms). Half a page left
+        # free was not enough for a version grown by the worker's name (one in eight moved).
+        # The "sent" mark changes status, which the partial indexes' conditions read, so it
+        # cannot be one. The price: the table takes about 2.5 times the space (README).
+        {"postgresql_with": {"fillfactor": OUTBOX_FILLFACTOR}},
     )
 
     id: int | None = Field(

@@ -16,7 +16,7 @@ from app.core.db import utcnow
 from app.email import outbox
 from app.email import worker as worker_module
 from app.email.devmailbox import free_port
-from app.email.models import OutboxMessage, OutboxStatus
+from app.email.models import OUTBOX_FILLFACTOR, OutboxMessage, OutboxStatus
 from app.email.service import EmailMessage, renderer
 from app.email.smtp import mail_config
 from app.email.worker import OutboxWorker
@@ -262,6 +262,51 @@ def test_a_claim_reads_its_batch_off_the_pending_index_without_sorting_the_queue
     assert "Index Scan using ix_outbox_pending" in plan, plan
     assert "Sort" not in plan, plan
     assert len(worker.claim(200)) == 200
+
+
+def test_a_claim_rewrites_no_index(engine: Engine, session: Session, settings: Settings) -> None:
+    """A claim writes each message's lease and attempt, no indexed column: with room left on
+    each page (the table's fillfactor) every one is a heap-only update, which writes none of
+    the table's indexes (on full pages each claimed row went into all four again)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's storage")
+    reloptions = (
+        session.connection()
+        .exec_driver_sql("SELECT reloptions FROM pg_class WHERE oid = 'outbox_message'::regclass")
+        .scalar_one()
+    )
+    assert f"fillfactor={OUTBOX_FILLFACTOR}" in (reloptions or []), reloptions
+    now = utcnow()
+    session.execute(
+        insert(OutboxMessage),
+        [  # as a surge queues them
+            {
+                "kind": "signature_confirmation",
+                "payload": {"signature_id": n},
+                "dedup_key": outbox.confirmation_key(n, 1),
+                "recipient": f"signer-{n}@example.org",
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for n in range(1000)
+        ],
+    )
+    session.commit()
+    claimed = outbox.claim(
+        session, worker="mail-worker-7.chorus.example.org:4194303", limit=1000, lease_seconds=60
+    )
+    # This transaction's own counts (pg_stat_get_xact_*: no waiting for statistics).
+    updated, heap_only = (
+        session.connection()
+        .exec_driver_sql(
+            "SELECT pg_stat_get_xact_tuples_updated(oid), pg_stat_get_xact_tuples_hot_updated(oid)"
+            " FROM pg_class WHERE oid = 'outbox_message'::regclass"
+        )
+        .one()
+    )
+    session.commit()
+    assert len(claimed) == updated == 1000
+    assert heap_only == updated
 
 
 def test_marking_sent_finds_the_messages_by_key_whatever_the_statistics_say(
