@@ -73,7 +73,7 @@ class OutboxMessage(SQLModel, table=True):
         # claim's statement, 200 messages in a surge: 5.8 ms -> 2.3 ms). Half a page left
         # free was not enough for a version grown by the worker's name (one in eight moved).
         # The "sent" mark changes status, which the partial indexes' conditions read, so it
-        # cannot be one. The price: the table takes about 2.5 times the space (README).
+        # cannot be one. The price: the table takes up to 2.5 times the space (README).
         {"postgresql_with": {"fillfactor": OUTBOX_FILLFACTOR}},
     )
 
