@@ -154,13 +154,43 @@ async def _exchange(session: aiosmtplib.SMTP, *, sender: str, recipient: str, da
         except aiosmtplib.SMTPRecipientRefused as refused:
             # As sendmail reports it: is_bounce tells a refused mailbox by this type.
             raise aiosmtplib.SMTPRecipientsRefused([refused]) from None
-        await session.data(data, timeout=None)
+        await _data(session, data)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:
             await session.rset(timeout=None)
         except (ConnectionError, aiosmtplib.SMTPResponseException):
             pass  # (as sendmail: the refusal is what tells)
         raise
+
+
+async def _data(session: aiosmtplib.SMTP, data: bytes) -> None:
+    """session.data(data, timeout=None) for bytes written with bare line feeds and no carriage
+    return (send_bytes checked): the same bytes on the wire, line-ended and dot-stuffed with
+    two bytes.replace rather than aiosmtplib's two regular-expression substitutions, which
+    look at every byte of the message in Python's regex engine (a fifth of a mail worker's
+    CPU per confirmation e-mail). The body goes out as aiosmtplib's execute_data_command
+    sends it: written after the 354, then one read_response (public protocol methods: no
+    await comes between the write and the read, so the reply cannot arrive unclaimed)."""
+    wire = data.replace(b"\n", b"\r\n")
+    if not wire.endswith(b"\r\n"):
+        wire += b"\r\n"
+    if wire.startswith(b"."):
+        wire = b"." + wire
+    wire = wire.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    start = await session.execute_command(b"DATA", timeout=None)
+    if start.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = session.protocol
+    if protocol is None:  # (execute_command closed it: the server said 421)
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    try:
+        protocol.write(wire)
+        response = await protocol.read_response(timeout=None)
+    except aiosmtplib.SMTPServerDisconnected:
+        session.close()  # as session.data does
+        raise
+    if response.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
 
 
 # An address as Chorus keeps them (app/core/addresses.check_email: an ASCII dot-atom at a

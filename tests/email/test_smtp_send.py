@@ -69,6 +69,10 @@ MESSAGES = [
     b"Subject: no final line feed\n\nbody",
     b"Subject: one\n\n" + b"QUJD" * 19 + b"\n" + b"=" * 10,
     b"Subject: written by someone else\r\n\r\nCRLF already\r\nand a bare\nline feed\n",
+    # A line of a lone dot would end the data early unless it is doubled; dots anywhere else
+    # in a line are left alone.
+    b".Subject: a dot first\n\n.\n..two\nmid.dle.\n.\n",
+    b"Subject: ends in a dot\n\n.",
 ]
 
 
@@ -114,6 +118,37 @@ def test_a_refused_recipient_is_reported_as_sendmail_reports_it(
     assert smtp.is_permanent(error) and smtp.is_bounce(error) == bounce
     [(_, recipients, content)] = server.seen
     assert recipients == ["ada@example.org"] and b"no final line feed" in content
+
+
+@pytest.mark.parametrize("reply", ["554 5.6.0 Message refused", "451 4.3.0 Try again later"])
+def test_refused_data_is_reported_as_sendmail_reports_it(server: Server, reply: str) -> None:
+    """A refusal after the data is the error sendmail raises, permanent or not by its code,
+    and the connection then sends the next message."""
+    refuse = [True]
+
+    async def refuse_once(*args: Any) -> str:
+        if refuse.pop() if refuse else False:
+            return reply
+        return await Server.handle_DATA(server, *args)
+
+    server.handle_DATA = refuse_once  # type: ignore[method-assign,assignment]
+
+    async def refused_then_sent() -> BaseException:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port) as session:
+            with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+                await send_bytes(
+                    session, sender="chorus@example.org", recipient="ada@example.org", data=b"x\n"
+                )
+            await send_bytes(
+                session, sender="chorus@example.org", recipient="ada@example.org", data=MESSAGES[1]
+            )
+            return refused.value
+
+    error = asyncio.run(refused_then_sent())
+    assert error.code == int(reply[:3])  # type: ignore[attr-defined]
+    assert smtp.is_permanent(error) == reply.startswith("5")
+    [(_, _, content)] = server.seen
+    assert b"no final line feed" in content
 
 
 def test_a_new_connection_says_ehlo_first_and_gives_the_size(server: Server) -> None:
