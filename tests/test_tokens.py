@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,3 +115,20 @@ def test_fallbacks_are_read_comma_separated_and_checked_in_production() -> None:
             SECRET_KEY=NEW_KEY,
             SECRET_KEY_FALLBACKS="dev-secret-key-not-for-production",
         )
+
+
+def test_a_token_is_spelled_as_links_already_sent_were() -> None:
+    """The links in e-mails already sent keep verifying, and a link made again (a resent
+    letter's, with the same expiry) is the same: the token is the base64url of the JSON
+    [subject, expires_at] and the HMAC-SHA256 of it under a key made from SECRET_KEY and
+    the purpose, whatever code writes it."""
+    settings = Settings(SECRET_KEY=SecretStr(NEW_KEY))
+    # What make_token gave before its key was kept and its JSON written by hand (2768fd5).
+    expected = "WzQyLDE3OTk5OTk5OTld.0SfJmc_yi76akfFdg9LsqyR7mo0H3rgkvnbixS1rHtc"
+    token = make_token(settings, purpose="confirm", subject=42, expires_at=1799999999)
+    body = base64.urlsafe_b64encode(json.dumps([42, 1799999999]).replace(" ", "").encode())
+    key = hmac.new(NEW_KEY.encode(), b"chorus-token:confirm", hashlib.sha256).digest()
+    mac = hmac.new(key, body.rstrip(b"="), hashlib.sha256).digest()
+    spelled = f"{body.rstrip(b'=').decode()}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    assert token == spelled == expected
+    assert read_token(settings, token, purpose="confirm").subject == 42

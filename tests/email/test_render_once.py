@@ -167,6 +167,7 @@ def test_a_changed_layout_is_rendered_anew(monkeypatch: pytest.MonkeyPatch) -> N
     child = '{% extends "base.txt" %}{% block body %}{{ name }}{% endblock %}'
     env = environment({"base.txt": layout, "u.txt": child, "u.html": "{{ name }}"})
     monkeypatch.setattr(templating, "email_environment", lambda: env)
+    monkeypatch.setattr(templating, "TEMPLATE_CHECK_SECONDS", 0.0)  # (looks every time)
     assert render_email_for("u", locale="en", personal={"name": "A"})[0] == "Top A"
     env.loader = DictLoader({"base.txt": "New " + layout, "u.txt": child, "u.html": "{{ name }}"})
     env.cache.clear()  # type: ignore[union-attr]
@@ -175,12 +176,17 @@ def test_a_changed_layout_is_rendered_anew(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_a_changed_template_is_rendered_anew(monkeypatch: pytest.MonkeyPatch) -> None:
     """A template reloaded from disk (auto_reload, in development) is another Template:
-    what was kept for the old one is not used."""
+    what was kept for the old one is not used once the worker looks again, which it does at
+    most once every TEMPLATE_CHECK_SECONDS (looking stats every file)."""
     env = environment({"y.txt": "One {{ name }}", "y.html": "<p>One {{ name }}</p>"})
     monkeypatch.setattr(templating, "email_environment", lambda: env)
+    monkeypatch.setattr(templating, "TEMPLATE_CHECK_SECONDS", 60.0)
     assert render_email_for("y", locale="en", personal={"name": "A"}) == ("One A", "<p>One A</p>")
     env.loader = DictLoader({"y.txt": "Two {{ name }}", "y.html": "<p>Two {{ name }}</p>"})
     env.cache.clear()  # type: ignore[union-attr]
+    assert render_email_for("y", locale="en", personal={"name": "B"}) == ("One B", "<p>One B</p>")
+    [kept] = templating._skeletons.values()  # noqa: SLF001
+    kept.checked_at -= templating.TEMPLATE_CHECK_SECONDS  # a second later
     assert render_email_for("y", locale="en", personal={"name": "B"}) == ("Two B", "<p>Two B</p>")
 
 
