@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from app.abuse import service as abuse_service
 from app.abuse.service import SigningSource
-from app.core import metrics
+from app.core import cache, metrics
 from app.core.addresses import normalise_email
 from app.core.config import Settings
 from app.core.db import UTCDateTime, dialect_insert, utcnow
@@ -364,6 +364,20 @@ class Confirmation:
     signature_count: int
 
 
+def _petition(session: Session, *, petition_id: int, settings: Settings) -> Petition | None:
+    """A signature's petition, reused by this server process for CACHE_SECONDS as signing
+    reuses it (app/core/cache.py; detached: read, never changed). Read once per confirmation,
+    it was a sixth of a confirmation's CPU."""
+
+    def load() -> Petition | None:
+        found = session.get(Petition, petition_id)
+        if found is not None and settings.CACHE_SECONDS > 0:
+            session.expunge(found)
+        return found
+
+    return cache.cached(("petition-id", petition_id), settings.CACHE_SECONDS, load)
+
+
 def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation:
     """Confirm the signature a token was issued for; confirming twice changes nothing.
 
@@ -380,7 +394,7 @@ def confirm(session: Session, *, token: str, settings: Settings) -> Confirmation
     signature = session.get(Signature, claims.subject)
     if signature is None:
         raise ProblemError(400, "token-invalid", "This confirmation link is not valid")
-    petition = session.get(Petition, signature.petition_id)
+    petition = _petition(session, petition_id=signature.petition_id, settings=settings)
     assert petition is not None and petition.id is not None
 
     if signature.status in (SignatureStatus.suspect, SignatureStatus.invalidated):
