@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -188,6 +189,9 @@ class Bench:
         self.base = f"http://127.0.0.1:{self.port}"
         self.phase_number = 0
         self.phases: list[SigningPhase] = []
+        # Connections per server process midway through each signing load, by its tag.
+        self.split: dict[str, list[int]] = {}
+        self.last_split: list[int] = []
         self.worker_groups: list[str] = []  # the workers' scheduling groups, as the kernel says
         env = {
             key: value
@@ -279,6 +283,13 @@ class Bench:
         """Sign for `seconds`; -> (the phase's e-mail tag, what wrk measured, when it ended)."""
         self.phase_number += 1
         tag = f"p{self.phase_number}"
+        # Midway: how the clients' connections fell on the server processes (cpu.connections).
+        port = urllib.parse.urlsplit(url).port or 80
+        kind = cpu.SERVERS if port == self.port else cpu.FLOOR
+        look = threading.Timer(
+            seconds / 2, lambda: self.split.update({tag: cpu.connections(port, kind)})
+        )
+        look.start()
         load = wrk(
             url,
             connections=clients,
@@ -288,6 +299,8 @@ class Bench:
             BENCH_PHASE=str(self.phase_number),
             BENCH_MIX="1" if self.args.mix else "0",
         )
+        look.cancel()
+        self.last_split = self.split.get(tag, [])
         return tag, load, time.monotonic()
 
     def signing_phase(
@@ -360,7 +373,8 @@ class Bench:
             f"p99 {phase.load.p99_ms:6.1f} ms  errors {phase.load.errors + phase.load.other}  "
             f"stored {phase.stored}/{phase.load.accepted}  "
             f"e-mails {phase.mails_in_time}/{phase.mails_expected} ({mails}, "
-            f"{phase.mails_during} during the surge)",
+            f"{phase.mails_during} during the surge)  "
+            f"connections per server process {_split(self.split.get(tag, []))}",
             flush=True,
         )
         if phase.cpu_ms:
@@ -413,6 +427,10 @@ class Bench:
         signer.join()
         self.signing_phase(name, 16, ran=result[0])
         return reads
+
+
+def _split(counts: list[int]) -> str:
+    return "/".join(str(n) for n in counts) or "?"
 
 
 def wait_until_up(url: str) -> None:
@@ -597,7 +615,8 @@ def main() -> int:
                     print(
                         f"  floor: signing, {count} clients{'':<5} {load.rate:>8.0f} /s  "
                         f"p99 {load.p99_ms:6.1f} ms  errors {load.errors + load.other}  "
-                        f"CPU {floor_cpu_ms[count]:.3f} ms per request",
+                        f"CPU {floor_cpu_ms[count]:.3f} ms per request  "
+                        f"connections per server process {_split(bench.last_split)}",
                         flush=True,
                     )
                     signing[count] = bench.signing_phase(f"signing, {count} clients", count)

@@ -53,10 +53,12 @@ def _kind(pid: int, parent_kind: str | None) -> str | None:
     return None  # wrk, a CLI command in passing
 
 
-def ticks(conn: psycopg.Connection[tuple[int]]) -> Ticks:
-    """CPU ticks so far, and the kind, of the bench's process, of every process it started (but
-    wrk), and of the database's backends (but this connection's)."""
-    stats = {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+def _stats() -> dict[int, list[str] | None]:
+    return {int(p.name): _stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+
+
+def _processes(stats: dict[int, list[str] | None]) -> dict[int, str]:
+    """The kind of the bench's process and of every process it started (but wrk), by pid."""
     children: dict[int, list[int]] = {}
     for pid, fields in stats.items():
         if fields is not None:
@@ -69,6 +71,14 @@ def ticks(conn: psycopg.Connection[tuple[int]]) -> Ticks:
         if kind is not None:
             kinds[pid] = kind
         todo += [(child, kind) for child in children.get(pid, [])]
+    return kinds
+
+
+def ticks(conn: psycopg.Connection[tuple[int]]) -> Ticks:
+    """CPU ticks so far, and the kind, of the bench's process, of every process it started (but
+    wrk), and of the database's backends (but this connection's)."""
+    stats = _stats()
+    kinds = _processes(stats)
     for (pid,) in conn.execute(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
         " AND pid <> pg_backend_pid()"
@@ -92,3 +102,41 @@ def seconds(before: Ticks, after: Ticks, kinds: tuple[str, ...] = GROUPS) -> dic
             was = before.get(pid, (kind, 0))[1]
             spent[kind] += (now - was) / per_second
     return spent
+
+
+def _established(port: int) -> set[int]:
+    """The socket inodes of established TCP connections whose local port is `port`."""
+    inodes: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is ADDRESS:PORT in hex; st 01 is ESTABLISHED; inode is field 9.
+            if fields[3] == "01" and int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def connections(port: int, kind: str = SERVERS) -> list[int]:
+    """How many of the connections to `port` each server process of `kind` holds, most
+    first: the processes share one listening socket, and which of them accepts a client's
+    connection (kept for the whole load) is a race, so a load may fall unevenly on them."""
+    wanted = _established(port)
+    counts = []
+    for pid, found in _processes(_stats()).items():
+        if found != kind:
+            continue
+        try:
+            held = sum(
+                1
+                for fd in Path(f"/proc/{pid}/fd").iterdir()
+                if (link := os.readlink(fd)).startswith("socket:[") and int(link[8:-1]) in wanted
+            )
+        except OSError:
+            continue
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
