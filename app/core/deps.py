@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Request
+from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
 from app.core.lanes import is_admin_path
@@ -24,16 +26,44 @@ def get_session(request: Request) -> Iterator[Session]:
     Used with scope="function" so the commit happens *before* the response is sent: a client
     is never told "accepted" about something that was not committed.
     """
-    # The admin API has a pool of its own (app/core/lanes.py): it cannot take the public's.
-    state = request.app.state
-    engine = state.admin_engine if is_admin_path(request.url.path) else state.engine
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(_engine(request), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+def _engine(request: Request) -> Engine:
+    # The admin API has a pool of its own (app/core/lanes.py): it cannot take the public's.
+    state = request.app.state
+    engine: Engine = state.admin_engine if is_admin_path(request.url.path) else state.engine
+    return engine
+
+
+T = TypeVar("T")
+
+
+async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """work(session) in one transaction, committed before it returns (rolled back if it
+    raises), in one trip through the thread pool: what SessionDep gives a sync endpoint, for
+    an async one on a hot path. A sync endpoint with SessionDep takes three trips (the
+    dependency's start and end run in the pool too), each a hand-over between threads:
+    confirming at 16 clients took 3.5-4.6 ms of server CPU per request with them, 2.8-2.9
+    without."""
+
+    def run() -> T:
+        with Session(_engine(request), expire_on_commit=False) as session:
+            try:
+                result = work(session)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            return result
+
+    return await run_in_threadpool(run)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

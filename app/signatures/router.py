@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from app.abuse.service import SigningSource
-from app.core.deps import SessionDep, SettingsDep
+from app.core.deps import SettingsDep, in_transaction
 from app.core.errors import Problem
 from app.core.http import json_response
 from app.signatures import fastpath
@@ -45,11 +45,14 @@ async def sign_petition(slug: str, body: SignatureCreate, request: Request) -> R
     response_model=ConfirmResult,
     responses={400: PROBLEM, 409: PROBLEM, 410: PROBLEM, 422: PROBLEM},
 )
-def confirm_signature(
-    body: ConfirmRequest, session: SessionDep, settings: SettingsDep
+async def confirm_signature(
+    body: ConfirmRequest, request: Request, settings: SettingsDep
 ) -> JSONResponse:
     """Confirm a signature with the token from the confirmation e-mail. Idempotent."""
-    result = signature_service.confirm(session, token=body.token, settings=settings)
+    result = await in_transaction(
+        request,
+        lambda session: signature_service.confirm(session, token=body.token, settings=settings),
+    )
     return json_response(
         ConfirmResult(
             status="confirmed" if result.newly_confirmed else "already_confirmed",
