@@ -30,27 +30,21 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
     confirmation's CPU (each built its insert, its ON CONFLICT clause and the proxies of its
     `excluded` columns anew, then went through the ORM's bulk-insert path)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    by_country = insert(_TALLY).values(
+    return _upsert(insert, _TALLY, "country"), _upsert(insert, _HOURLY, "hour")
+
+
+def _upsert(insert: Any, table: Any, key: str) -> Any:
+    """Add :delta to the (petition, `key`, shard) row of `table`, made if missing."""
+    statement = insert(table).values(
         petition_id=bindparam("petition_id"),
-        country=bindparam("country"),
         shard=bindparam("shard"),
         count=bindparam("delta"),
+        **{key: bindparam(key)},
     )
-    by_country = by_country.on_conflict_do_update(
-        index_elements=["petition_id", "country", "shard"],
-        set_={"count": _TALLY.c.count + by_country.excluded.count},
+    return statement.on_conflict_do_update(
+        index_elements=["petition_id", key, "shard"],
+        set_={"count": table.c.count + statement.excluded.count},
     )
-    by_hour = insert(_HOURLY).values(
-        petition_id=bindparam("petition_id"),
-        hour=bindparam("hour"),
-        shard=bindparam("shard"),
-        count=bindparam("delta"),
-    )
-    by_hour = by_hour.on_conflict_do_update(
-        index_elements=["petition_id", "hour", "shard"],
-        set_={"count": _HOURLY.c.count + by_hour.excluded.count},
-    )
-    return by_country, by_hour
 
 
 def add_to_tallies(
