@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.core import serving
 from app.core.config import get_settings
 from app.core.logging import configure_logging
 from app.core.process import lower_priority, run_event_loop, tune_garbage_collection
@@ -61,8 +62,6 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
     """Run the web server (pages and API). It queues e-mail; `chorus worker` sends it."""
-    import uvicorn
-
     from app.core.config import PLACEHOLDER_SECRETS
 
     settings = get_settings()
@@ -83,7 +82,7 @@ def serve(
         metrics_dir = tempfile.mkdtemp(prefix="chorus-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        uvicorn.run(
+        serving.run(
             "app.main:create_app",
             factory=True,
             **server_options(host=host, port=port, workers=workers, reload=reload),

@@ -61,9 +61,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def main() -> None:
-    import uvicorn
-
+    # (Here, not at the top: the server processes import this module for `app` alone.)
     from app.cli import server_options
+    from app.core import serving
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     # Read by each server process when it imports this module.
     os.environ["BENCH_FLOOR_PAGE_BYTES"] = str(args.page_bytes)
-    uvicorn.run(
+    serving.run(
         "bench.floor:app", **server_options(host="127.0.0.1", port=args.port, workers=args.workers)
     )
 
