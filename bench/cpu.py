@@ -104,8 +104,11 @@ def seconds(before: Ticks, after: Ticks, kinds: tuple[str, ...] = GROUPS) -> dic
     return spent
 
 
-def _established(port: int) -> set[int]:
-    """The socket inodes of established TCP connections whose local port is `port`."""
+ESTABLISHED, LISTENING = "01", "0A"  # a socket's state as /proc/net/tcp writes it
+
+
+def tcp_sockets(port: int, state: str = ESTABLISHED) -> set[int]:
+    """The inodes of the TCP sockets in `state` whose local port is `port`."""
     inodes: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -114,29 +117,35 @@ def _established(port: int) -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            # local_address is ADDRESS:PORT in hex; st 01 is ESTABLISHED; inode is field 9.
-            if fields[3] == "01" and int(fields[1].rpartition(":")[2], 16) == port:
+            # local_address is ADDRESS:PORT in hex; st is the state; inode is field 9.
+            if fields[3] == state and int(fields[1].rpartition(":")[2], 16) == port:
                 inodes.add(int(fields[9]))
     return inodes
 
 
+def sockets_held(pid: int, inodes: set[int]) -> int:
+    """How many of the sockets `inodes` process `pid` holds (0 for a process gone)."""
+    held = 0
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                link = os.readlink(fd)
+            except OSError:  # (closed meanwhile)
+                continue
+            if link.startswith("socket:[") and int(link[8:-1]) in inodes:
+                held += 1
+    except OSError:
+        return 0
+    return held
+
+
 def connections(port: int, kind: str = SERVERS) -> list[int]:
     """How many of the connections to `port` each server process of `kind` holds, most
-    first: the processes share one listening socket, and which of them accepts a client's
-    connection (kept for the whole load) is a race, so a load may fall unevenly on them."""
-    wanted = _established(port)
-    counts = []
-    for pid, found in _processes(_stats()).items():
-        if found != kind:
-            continue
-        try:
-            held = sum(
-                1
-                for fd in Path(f"/proc/{pid}/fd").iterdir()
-                if (link := os.readlink(fd)).startswith("socket:[") and int(link[8:-1]) in wanted
-            )
-        except OSError:
-            continue
-        if held:
-            counts.append(held)
-    return sorted(counts, reverse=True)
+    first: a client keeps its connections for the whole load, so where they fell (by the
+    kernel's hash over the processes' sockets, app/core/serving.py) decides how the
+    processes share it."""
+    wanted = tcp_sockets(port)
+    counts = [
+        sockets_held(pid, wanted) for pid, found in _processes(_stats()).items() if found == kind
+    ]
+    return sorted((n for n in counts if n), reverse=True)

@@ -15,6 +15,7 @@ import pytest
 
 from app.core import serving
 from app.core.config import Settings
+from bench.cpu import ESTABLISHED, LISTENING, sockets_held, tcp_sockets
 from tests.processes import Server, chorus_env, servers
 
 pytestmark = pytest.mark.skipif(not serving.REUSE_PORT, reason="Linux's SO_REUSEPORT")
@@ -36,29 +37,6 @@ def _children(pid: int) -> list[int]:
     return sorted(found)
 
 
-def _sockets(port: int, state: str) -> set[int]:
-    """Inodes of TCP sockets on local `port` in `state` (0A: listening, 01: established)."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == state and int(fields[1].rpartition(":")[2], 16) == port:
-            inodes.add(int(fields[9]))
-    return inodes
-
-
-def _held(pid: int, inodes: set[int]) -> int:
-    """How many of `inodes` the process holds."""
-    held = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            link = os.readlink(fd)
-        except OSError:
-            continue
-        if link.startswith("socket:[") and int(link[8:-1]) in inodes:
-            held += 1
-    return held
-
-
 def _port(server: Server) -> int:
     return int(server.url.rpartition(":")[2])
 
@@ -75,20 +53,21 @@ def test_each_server_process_listens_on_a_socket_of_its_own(settings: Settings) 
         port = _port(server)
         children = _children(server.process.pid)
         assert len(children) == 2
-        # (A socket listens once its process has started serving: until then the kernel
-        # gives the group's connections to those that do.)
-        _wait(lambda: len(_sockets(port, "0A")) == 2)  # one each, none left in the supervisor
-        listening = _sockets(port, "0A")
-        assert [_held(child, listening) for child in children] == [1, 1]
-        assert _held(server.process.pid, listening) == 0
+        # One each, none left in the supervisor. (A socket listens once its process has
+        # started serving: until then the kernel gives the group's connections to the others.)
+        _wait(lambda: len(tcp_sockets(port, LISTENING)) == 2)
+        listening = tcp_sockets(port, LISTENING)
+        assert [sockets_held(child, listening) for child in children] == [1, 1]
+        assert sockets_held(server.process.pid, listening) == 0
 
         # Connections kept open (as a proxy keeps its upstream ones) go to both processes.
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
         try:
 
             def split() -> list[int]:
-                established = _sockets(port, "01")  # (the servers' ends: local port `port`)
-                return [_held(child, established) for child in children]
+                # (The servers' ends: their local port is `port`.)
+                established = tcp_sockets(port, ESTABLISHED)
+                return [sockets_held(child, established) for child in children]
 
             _wait(lambda: sum(split()) == 40)  # every one accepted
             assert min(split()) > 0, split()
@@ -100,7 +79,7 @@ def test_each_server_process_listens_on_a_socket_of_its_own(settings: Settings) 
 def test_a_server_process_that_dies_is_replaced(settings: Settings) -> None:
     with servers(chorus_env(settings), workers=2) as (server,):
         port = _port(server)
-        _wait(lambda: len(_sockets(port, "0A")) == 2)
+        _wait(lambda: len(tcp_sockets(port, LISTENING)) == 2)
         first, second = _children(server.process.pid)
         os.kill(first, signal.SIGKILL)
         _wait(
@@ -111,12 +90,12 @@ def test_a_server_process_that_dies_is_replaced(settings: Settings) -> None:
         )
         replacement = next(c for c in _children(server.process.pid) if c != second)
         # The new process listens on a new socket of the group; the dead one's is gone.
-        _wait(lambda: _held(replacement, _sockets(port, "0A")) == 1)
-        assert len(_sockets(port, "0A")) == 2
+        _wait(lambda: sockets_held(replacement, tcp_sockets(port, LISTENING)) == 1)
+        assert len(tcp_sockets(port, LISTENING)) == 2
         for _ in range(20):  # new connections, whichever socket each lands on, are answered
             assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
         assert server.process.poll() is None
 
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=40) == 0
-        assert _children(server.process.pid) == [] and _sockets(port, "0A") == set()
+        assert _children(server.process.pid) == [] and tcp_sockets(port, LISTENING) == set()

@@ -133,7 +133,11 @@ def set_for_transaction(session: Session, **settings: str) -> None:
 
 def dialect_insert(session: Session) -> Any:
     """The dialect's INSERT construct, which offers ON CONFLICT on PostgreSQL and SQLite."""
-    name = session.get_bind().dialect.name
+    return insert_for(session.get_bind().dialect.name)
+
+
+def insert_for(name: str) -> Any:
+    """dialect_insert for the dialect called `name` (a connection's `dialect.name`)."""
     if name == "postgresql":
         return postgresql.insert
     if name == "sqlite":

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
+from app.core.db import session_scope
 from app.core.lanes import is_admin_path
 
 
@@ -26,13 +27,8 @@ def get_session(request: Request) -> Iterator[Session]:
     Used with scope="function" so the commit happens *before* the response is sent: a client
     is never told "accepted" about something that was not committed.
     """
-    with Session(_engine(request), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(_engine(request)) as session:
+        yield session
 
 
 def _engine(request: Request) -> Engine:
@@ -54,14 +50,8 @@ async def in_transaction(request: Request, work: Callable[[Session], T]) -> T:
     without."""
 
     def run() -> T:
-        with Session(_engine(request), expire_on_commit=False) as session:
-            try:
-                result = work(session)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            return result
+        with session_scope(_engine(request)) as session:
+            return work(session)
 
     return await run_in_threadpool(run)
 

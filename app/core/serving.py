@@ -45,10 +45,8 @@ def run(app: str, **options: Any) -> None:
     """uvicorn.run(app, **options), with `options["workers"]` processes each on a socket of its
     own where that balances connections (see the module's docstring)."""
     config = uvicorn.Config(app, **options)
-    if config.workers <= 1 or config.should_reload or not REUSE_PORT or config.port == 0:
-        uvicorn.run(app, **options)
-        return
-    if config.uds is not None or config.fd is not None:
+    own_sockets = REUSE_PORT and config.workers > 1 and not config.should_reload
+    if not own_sockets or config.port == 0 or config.uds is not None or config.fd is not None:
         uvicorn.run(app, **options)
         return
     code = Supervisor(config).run()

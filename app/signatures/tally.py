@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
+from app.core.db import insert_for
 from app.petitions.models import CountryCount
 from app.signatures.models import Signature, SignatureHourlyTally, SignatureTally
 
@@ -29,7 +29,7 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
     the tables (Core), not the ORM-enabled statements built per call, which were most of a
     confirmation's CPU (each built its insert, its ON CONFLICT clause and the proxies of its
     `excluded` columns anew, then went through the ORM's bulk-insert path)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(dialect)
     return _upsert(insert, _TALLY, "country"), _upsert(insert, _HOURLY, "hour")
 
 
